@@ -1,0 +1,88 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.errors import ServiceUnavailable
+from commsplatform.pagination import PageNumberPagination
+from workers.publish import StreamUnavailable
+
+from .selectors import notification_message_list
+from .services import notification_message_publish
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class AnyContentTypeJSONParser(JSONParser):
+    """The seed's producer parsed every body as JSON whatever its Content-Type."""
+
+    media_type = "*/*"
+
+
+class EventPublishApi(APIView):
+    """Publish a notification message to NotificationStream."""
+
+    class InputSerializer(serializers.Serializer):
+        description = StrictCharField(max_length=10_000, error_messages={"invalid": "Must be a string."})
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        description = serializers.CharField()
+        timestamp = serializers.CharField()
+        stream_id = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, operation_id="events_publish")
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            message = notification_message_publish(**serializer.validated_data)
+        except StreamUnavailable as exc:
+            raise ServiceUnavailable("The event stream is unavailable; retry shortly.") from exc
+        return Response(self.OutputSerializer(message).data, status=status.HTTP_200_OK)
+
+
+class SeedEventPublishApi(EventPublishApi):
+    """`POST /event` exactly as the seed's producer took it (any Content-Type, JSON body)."""
+
+    parser_classes = [AnyContentTypeJSONParser]
+
+    @extend_schema(
+        request=EventPublishApi.InputSerializer,
+        responses={200: EventPublishApi.OutputSerializer},
+        operation_id="seed_event_publish",
+        tags=["seed"],
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+class EventListApi(EventPublishApi):
+    """Stored notification messages, newest first; POST publishes one."""
+
+    class ListOutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField(source="message_id")
+        event_id = serializers.UUIDField()
+        description = serializers.CharField()
+        timestamp = serializers.DateTimeField()
+        stream_id = serializers.CharField()
+        received_at = serializers.DateTimeField()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("search", str, description="text the description contains")],
+        responses=ListOutputSerializer(many=True),
+        operation_id="events_list",
+    )
+    def get(self, request):
+        messages = notification_message_list(search=request.query_params.get("search"))
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        return paginator.get_paginated_response(self.ListOutputSerializer(page, many=True).data)

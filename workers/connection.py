@@ -1,0 +1,62 @@
+"""Redis clients, one connection pool per URL, shared by every thread of a process."""
+
+import threading
+
+import redis
+from django.conf import settings
+from django.core.signals import setting_changed
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+_clients: dict[str, redis.Redis] = {}
+_lock = threading.Lock()
+
+# Errors that mean "Redis is not reachable right now" (as opposed to a bad command).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.BusyLoadingError,
+    ConnectionError,
+    OSError,
+)
+
+
+def get_redis(url: str | None = None) -> redis.Redis:
+    """Return the process-wide client for `url` (default: settings.REDIS_URL).
+
+    Strings are decoded. Each command is retried a few times with jittered backoff
+    (settings.REDIS_RETRIES) so a Redis restart costs a short delay, not an error.
+    """
+    url = url or settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        with _lock:
+            client = _clients.get(url)
+            if client is None:
+                client = redis.Redis.from_url(
+                    url,
+                    decode_responses=True,
+                    socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                    socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
+                    health_check_interval=15,
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), settings.REDIS_RETRIES),
+                    retry_on_error=[redis.ConnectionError, redis.TimeoutError, ConnectionResetError],
+                )
+                _clients[url] = client
+    return client
+
+
+def reset_clients() -> None:
+    """Drop every cached client (tests that point settings.REDIS_URL elsewhere)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+def _on_setting_changed(*, setting: str, **kwargs) -> None:
+    if setting == "REDIS_URL":
+        reset_clients()
+
+
+setting_changed.connect(_on_setting_changed)

@@ -1,0 +1,42 @@
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the change it announces.
+
+    Sent to Redis right after commit and then deleted; whatever is still here after
+    OUTBOX_RELAY_GRACE_S (Redis was down, the process died) is sent by `relay_outbox`.
+    """
+
+    stream = models.CharField(max_length=200)
+    event_id = models.UUIDField()
+    fields = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "outbox event"
+
+    def __str__(self) -> str:
+        return f"{self.fields.get('type', '?')} → {self.stream}"
+
+
+class ProcessedEvent(models.Model):
+    """The inbox: which event ids a consumer group has already applied.
+
+    Written in the same transaction as the handler's own writes, so a redelivered entry
+    is recognised and skipped (exactly-once effects on the database).
+    """
+
+    group = models.CharField(max_length=200)
+    event_id = models.UUIDField()
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "event_id"], name="processed_event_unique")]
+        indexes = [models.Index(fields=["processed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.group}:{self.event_id}"

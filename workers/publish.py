@@ -1,0 +1,115 @@
+"""The one way events leave the process.
+
+- `publish` / `publish_many`: XADD now (events that accompany no database change, like
+  `POST /event`). Raises `StreamUnavailable` when Redis cannot be reached.
+- `publish_on_commit`: for services that change the database. The events are stored in
+  the outbox inside the caller's transaction and sent right after commit; a rolled-back
+  transaction emits nothing; `relay_outbox` resends whatever was not sent.
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .connection import UNAVAILABLE_ERRORS, get_redis
+from .events import Event
+from .models import OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+
+class StreamUnavailable(Exception):
+    """Redis could not be reached to publish; nothing was written."""
+
+
+def stream_name(stream: str) -> str:
+    """Resolve a key of settings.STREAMS (e.g. "events") to the stream's name."""
+    return settings.STREAMS.get(stream, stream)
+
+
+def publish(stream: str, event: Event, *, maxlen: int | None = None) -> str:
+    """XADD one event; return its entry id."""
+    return publish_many(stream, [event], maxlen=maxlen)[0]
+
+
+def publish_many(stream: str, events: Sequence[Event], *, maxlen: int | None = None) -> list[str]:
+    """XADD several events in one round trip; return their entry ids in order.
+
+    `maxlen` (approximate) is only for streams nobody consumes in a group, such as
+    reply streams; grouped streams are trimmed by `workers.trimming`, never here.
+    """
+    if not events:
+        return []
+    name = stream_name(stream)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(name, event.to_fields(), maxlen=maxlen, approximate=True)
+        return pipe.execute()
+    except UNAVAILABLE_ERRORS as exc:
+        raise StreamUnavailable(f"Redis unreachable while publishing to {name}: {exc}") from exc
+
+
+def publish_on_commit(stream: str, events: Event | Iterable[Event]) -> None:
+    """Store events in the outbox now; send them after the surrounding commit."""
+    batch = [events] if isinstance(events, Event) else list(events)
+    if not batch:
+        return
+    name = stream_name(stream)
+    rows = OutboxEvent.objects.bulk_create(
+        [OutboxEvent(stream=name, event_id=event.id, fields=event.to_fields()) for event in batch]
+    )
+    ids = [row.pk for row in rows]
+    if None in ids:  # a backend that does not return primary keys from bulk inserts
+        ids = list(
+            OutboxEvent.objects.filter(event_id__in=[e.id for e in batch], stream=name).values_list("pk", flat=True)
+        )
+    transaction.on_commit(lambda: _send_outbox_rows(ids), robust=True)
+
+
+def _send_outbox_rows(ids: list[int]) -> int:
+    rows = list(OutboxEvent.objects.filter(pk__in=ids).order_by("pk"))
+    return _send(rows)
+
+
+def _send(rows: list[OutboxEvent]) -> int:
+    if not rows:
+        return 0
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for row in rows:
+            pipe.xadd(row.stream, row.fields)
+        pipe.execute()
+    except UNAVAILABLE_ERRORS as exc:
+        logger.warning("outbox: %d event(s) left for the relay, Redis unreachable: %s", len(rows), exc)
+        OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=F("attempts") + 1, last_error=str(exc))
+        return 0
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).delete()
+    return len(rows)
+
+
+def relay_pending(*, batch_size: int = 500, grace_s: float | None = None) -> int:
+    """Send outbox rows older than the grace period (their own sender failed or died).
+
+    Rows are locked with SKIP LOCKED where the database supports it, so several relays
+    can run; a row sent twice is harmless because consumers dedupe on the event id.
+    """
+    grace = settings.OUTBOX_RELAY_GRACE_S if grace_s is None else grace_s
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    sent = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                OutboxEvent.objects.select_for_update(skip_locked=True)
+                .filter(created_at__lte=cutoff)
+                .order_by("pk")[:batch_size]
+            )
+            count = _send(rows)
+        sent += count
+        if count < batch_size:
+            return sent

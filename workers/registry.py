@@ -1,0 +1,82 @@
+"""Every stream consumer in one table: name → stream, group, handler (dotted path).
+
+`workers` knows streams, never domains: handlers live in the app that reacts and are
+named here by dotted path, so one grep shows every consumer, its stream, group and
+handler. `python manage.py runworker --list` prints this table.
+
+A handler is `handler(event: Event) -> None`; with `batch=True` it is
+`handler(events: list[Event]) -> None` and must be idempotent for the whole batch.
+With `inbox=True` the runner records each event id in the same transaction as the
+handler (exactly-once database effects); consumers whose writes are naturally
+idempotent (a unique key, an upsert) set `inbox=False` and skip that cost.
+"""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    stream: str  # a key of settings.STREAMS, or a literal stream name
+    group: str
+    handler: str
+    batch_size: int = 100
+    concurrency: int = 1  # threads in one worker process, each its own consumer in the group
+    batch: bool = False
+    inbox: bool = True
+    max_deliveries: int | None = None  # default settings.WORKER_MAX_DELIVERIES
+    claim_idle_ms: int | None = None  # default settings.WORKER_CLAIM_IDLE_MS
+    description: str = ""
+    options: dict = field(default_factory=dict)
+
+    @property
+    def stream_name(self) -> str:
+        return settings.STREAMS.get(self.stream, self.stream)
+
+    @property
+    def group_name(self) -> str:
+        return settings.CONSUMER_GROUPS.get(self.group, self.group)
+
+    def load_handler(self):
+        return import_string(self.handler)
+
+
+CONSUMERS: dict[str, ConsumerSpec] = {
+    spec.name: spec
+    for spec in [
+        # seed 001: the event producer / consumer
+        ConsumerSpec(
+            name="notifications",
+            stream="events",
+            group="events",
+            handler="notifications.handlers.handle_notification_messages",
+            batch=True,
+            inbox=False,  # rows are unique on the event id
+            batch_size=200,
+            description="NotificationStream → log and store each message",
+        ),
+        # seed 002: communications (campaign → notification → email)
+        # seed 003: weather request/reply
+        # seed 004: order / inventory / account saga
+    ]
+}
+
+# Consumers that do not read a Redis stream (they are run by `runworker` too).
+# name → dotted path of a callable `run(stop_event) -> None`.
+EXTERNAL_CONSUMERS: dict[str, str] = {
+    # seed 000: Kafka → Redis telemetry ingest
+}
+
+
+def get_consumer(name: str) -> ConsumerSpec:
+    try:
+        return CONSUMERS[name]
+    except KeyError:
+        raise KeyError(f"unknown consumer {name!r}; known: {', '.join(sorted(all_names()))}") from None
+
+
+def all_names() -> list[str]:
+    return [*CONSUMERS, *EXTERNAL_CONSUMERS]

@@ -1,0 +1,414 @@
+"""The consumer runner: consumer groups on Redis Streams, at-least-once, idempotent.
+
+One `ConsumerLoop` per thread. Each loop:
+1. creates its group (from id 0, so nothing published before the group existed is
+   missed), and again whenever Redis answers NOGROUP (it lost its data);
+2. first re-reads its own pending entries (a restarted consumer of the same name);
+3. every `claim_every_s`, takes over entries idle for `claim_idle_ms` in other
+   consumers' pending lists (`XAUTOCLAIM`: a worker died holding them);
+4. reads new entries with `XREADGROUP ... COUNT batch_size BLOCK block_ms`;
+5. runs the handler; transient failures are retried in place with capped exponential
+   backoff and full jitter; a `PermanentError`, an undecodable entry, or an entry whose
+   attempts reach `max_deliveries` goes to `<stream>:dlq` with the error and the count;
+6. acknowledges only entries that were handled or dead-lettered, in one MULTI with the
+   dead-letter XADDs and the metric increments.
+
+SIGTERM sets a flag: every loop finishes and acks its batch, then the process exits.
+A second SIGTERM/SIGINT exits at once; un-acked entries are reclaimed by another
+consumer after the idle time. Redis going away is survived: the loop backs off and
+reconnects.
+"""
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.utils.module_loading import import_string
+from tenacity import RetryError, Retrying, retry_if_not_exception_type, stop_after_attempt, wait_random_exponential
+
+from . import metrics
+from .connection import UNAVAILABLE_ERRORS, get_redis
+from .events import Event, MalformedEvent
+from .models import ProcessedEvent
+from .registry import EXTERNAL_CONSUMERS, ConsumerSpec
+from .trimming import remove_idle_consumers, trim_stream
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """The event can never be handled (bad data); dead-letter it without retrying."""
+
+
+class _Interrupted(Exception):
+    """Shutdown was requested while waiting to retry: leave the entry un-acked."""
+
+
+def compute_backoff(attempt: int, *, base: float, cap: float) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def default_consumer_name(index: int = 0) -> str:
+    base = os.environ.get("WORKER_CONSUMER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return f"{base}-{index}"
+
+
+@dataclass
+class _Outcome:
+    ack: list[str] = field(default_factory=list)
+    dead: list[tuple[str, dict[str, str], str, int]] = field(default_factory=list)  # id, fields, error, attempts
+    processed: int = 0
+    failed: int = 0
+    retried: int = 0
+    duplicates: int = 0
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        stop: threading.Event,
+        consumer: str | None = None,
+        trims: bool = True,
+        block_ms: int | None = None,
+        claim_every_s: float | None = None,
+    ):
+        self.spec = spec
+        self.stop = stop
+        self.stream = spec.stream_name
+        self.group = spec.group_name
+        self.dlq = f"{self.stream}:dlq"
+        self.consumer = consumer or default_consumer_name()
+        self.handler: Callable = spec.load_handler()
+        self.max_deliveries = spec.max_deliveries or settings.WORKER_MAX_DELIVERIES
+        self.claim_idle_ms = spec.claim_idle_ms or settings.WORKER_CLAIM_IDLE_MS
+        self.block_ms = block_ms or settings.WORKER_BLOCK_MS
+        self.claim_every_s = claim_every_s if claim_every_s is not None else max(self.claim_idle_ms / 2000, 0.5)
+        self.trims = trims
+        self._group_ready = False
+        self._next_claim = 0.0
+        self._next_trim = time.monotonic() + settings.WORKER_TRIM_INTERVAL_S
+        self._read_own_pending = True
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> None:
+        logger.info("consumer %s: %s/%s as %s", self.spec.name, self.stream, self.group, self.consumer)
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    close_old_connections()
+                    self.run_once()
+                    failures = 0
+                except UNAVAILABLE_ERRORS as exc:
+                    delay = compute_backoff(failures, base=0.2, cap=settings.WORKER_RETRY_CAP_S)
+                    failures += 1
+                    self._group_ready = False
+                    logger.warning("consumer %s: Redis unavailable (%s); retry in %.1fs", self.spec.name, exc, delay)
+                    self.stop.wait(delay)
+        finally:
+            connections.close_all()
+            logger.info("consumer %s (%s) stopped", self.spec.name, self.consumer)
+
+    def run_once(self) -> int:
+        """One iteration: ensure the group, reclaim, read one batch, handle, ack."""
+        client = get_redis()
+        self._ensure_group(client)
+        handled = 0
+        if self._read_own_pending:
+            # Entries this consumer name held before a restart: at least their 2nd delivery.
+            handled += self._handle_entries(client, self._read(client, "0"), default_count=2)
+            self._read_own_pending = False
+        now = time.monotonic()
+        if now >= self._next_claim:
+            handled += self._claim(client)
+            self._next_claim = now + self.claim_every_s
+        handled += self._handle_entries(client, self._read(client, ">", block=True))
+        if self.trims and now >= self._next_trim:
+            self._trim()
+            self._next_trim = now + settings.WORKER_TRIM_INTERVAL_S
+        return handled
+
+    # -- Redis plumbing -----------------------------------------------------------------
+    def _ensure_group(self, client: redis.Redis) -> None:
+        if self._group_ready:
+            return
+        try:
+            client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            logger.info("created group %s on %s", self.group, self.stream)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def _read(self, client: redis.Redis, start: str, block: bool = False) -> list[tuple[str, dict]]:
+        """XREADGROUP one batch; `start` "0" re-reads this consumer's own pending list."""
+        try:
+            response = client.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.stream: start},
+                count=self.spec.batch_size,
+                block=self.block_ms if block else None,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis restarted without its data: recreate, reread
+                self._group_ready = False
+                self._read_own_pending = True
+                return []
+            raise
+        if not response:
+            return []
+        return list(response[0][1])
+
+    def _claim(self, client: redis.Redis) -> int:
+        handled = 0
+        start = "0-0"
+        while not self.stop.is_set():
+            try:
+                start, entries, *_ = client.xautoclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    self.claim_idle_ms,
+                    start_id=start,
+                    count=self.spec.batch_size,
+                )
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    self._group_ready = False
+                    return handled
+                raise
+            if entries:
+                ids = [entry_id for entry_id, _ in entries]
+                pending = client.xpending_range(
+                    self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2, consumername=self.consumer
+                )
+                deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
+                logger.info("consumer %s reclaimed %d idle entries", self.spec.name, len(entries))
+                handled += self._handle_entries(
+                    client, entries, delivery_counts=deliveries, default_count=2, reclaimed=len(entries)
+                )
+            if start == "0-0":
+                return handled
+
+    def _trim(self) -> None:
+        try:
+            trim_stream(self.stream)
+            remove_idle_consumers(self.stream, self.group)
+        except redis.ResponseError as exc:
+            logger.warning("trim of %s failed: %s", self.stream, exc)
+
+    # -- handling -----------------------------------------------------------------------
+    def _handle_entries(
+        self,
+        client: redis.Redis,
+        entries: list[tuple[str, dict]],
+        *,
+        delivery_counts: dict[str, int] | None = None,
+        default_count: int = 1,
+        reclaimed: int = 0,
+    ) -> int:
+        if not entries:
+            return 0
+        outcome = _Outcome()
+        events: list[Event] = []
+        for entry_id, fields in entries:
+            if not fields:  # deleted (trimmed) while pending
+                outcome.ack.append(entry_id)
+                continue
+            count = (delivery_counts or {}).get(entry_id, default_count)
+            try:
+                event = Event.from_fields(fields, stream_id=entry_id, deliveries=count)
+            except MalformedEvent as exc:
+                outcome.dead.append((entry_id, fields, f"MalformedEvent: {exc}", count))
+                continue
+            if count > self.max_deliveries:
+                outcome.dead.append((entry_id, fields, f"delivered {count} times without success", count))
+                continue
+            events.append(event)
+        try:
+            if self.spec.batch and len(events) > 1:
+                self._handle_batch(events, outcome)
+            else:
+                for event in events:
+                    self._handle_one(event, outcome)
+        except _Interrupted:
+            logger.info("consumer %s: shutdown during a retry; leaving the rest un-acked", self.spec.name)
+        self._finish(client, outcome, reclaimed)
+        return len(outcome.ack)
+
+    def _handle_one(self, event: Event, outcome: _Outcome) -> None:
+        attempts_left = max(1, self.max_deliveries - (event.deliveries - 1))
+
+        def sleep(seconds: float) -> None:
+            if self.stop.wait(seconds):
+                raise _Interrupted
+
+        def count_retry(state) -> None:
+            outcome.retried += 1
+            logger.warning(
+                "consumer %s: event %s failed (attempt %d): %r; retrying",
+                self.spec.name,
+                event.id,
+                state.attempt_number,
+                state.outcome.exception(),
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts_left),
+            wait=wait_random_exponential(multiplier=settings.WORKER_RETRY_BASE_S, max=settings.WORKER_RETRY_CAP_S),
+            retry=retry_if_not_exception_type((PermanentError, _Interrupted)),
+            sleep=sleep,
+            before_sleep=count_retry,
+        )
+        try:
+            outcome.duplicates += retrying(self._apply, [event])
+            outcome.ack.append(event.stream_id)
+            outcome.processed += 1
+            return
+        except RetryError as exc:
+            error = exc.last_attempt.exception()
+        except _Interrupted:
+            raise
+        except Exception as exc:  # PermanentError: no retry
+            error = exc
+        attempts = retrying.statistics.get("attempt_number", 1) + event.deliveries - 1
+        logger.error(
+            "consumer %s: event %s dead-lettered after %d attempt(s): %r", self.spec.name, event.id, attempts, error
+        )
+        outcome.failed += 1
+        outcome.dead.append((event.stream_id, event.to_fields(), f"{type(error).__name__}: {error}", attempts))
+
+    def _handle_batch(self, events: list[Event], outcome: _Outcome) -> None:
+        """One try for the whole batch; on failure, each event alone with retries, so a
+        bad event is isolated and the good ones of its batch still succeed."""
+        try:
+            outcome.duplicates += self._apply(events)
+        except Exception as exc:
+            logger.warning(
+                "consumer %s: batch of %d failed (%r); handling one by one", self.spec.name, len(events), exc
+            )
+            for event in events:
+                self._handle_one(event, outcome)
+            return
+        outcome.ack.extend(e.stream_id for e in events)
+        outcome.processed += len(events)
+
+    def _apply(self, events: list[Event]) -> int:
+        """Call the handler; with the inbox, skip already-applied events. Return duplicates."""
+        unique = list({e.id: e for e in events}.values())
+        duplicates = len(events) - len(unique)
+        if not self.spec.inbox:
+            self.handler(unique if self.spec.batch else unique[0])
+            return duplicates
+        with transaction.atomic():
+            seen = {
+                str(i)
+                for i in ProcessedEvent.objects.filter(
+                    group=self.group, event_id__in=[e.id for e in unique]
+                ).values_list("event_id", flat=True)
+            }
+            fresh = [e for e in unique if e.id not in seen]
+            if fresh:
+                if self.spec.batch:
+                    self.handler(fresh)
+                else:
+                    self.handler(fresh[0])
+                try:
+                    with transaction.atomic():
+                        ProcessedEvent.objects.bulk_create(
+                            [ProcessedEvent(group=self.group, event_id=uuid.UUID(e.id)) for e in fresh]
+                        )
+                except IntegrityError as exc:
+                    # Another consumer applied one of these meanwhile (a reclaim race):
+                    # roll everything back and retry, which then skips it.
+                    raise IntegrityError(f"concurrent delivery of an event: {exc}") from exc
+            return duplicates + len(unique) - len(fresh)
+
+    def _finish(self, client: redis.Redis, outcome: _Outcome, reclaimed: int) -> None:
+        pipe = client.pipeline(transaction=True)
+        for entry_id, fields, error, attempts in outcome.dead:
+            pipe.xadd(
+                self.dlq,
+                {
+                    **fields,
+                    "dlq_error": error[:2000],
+                    "dlq_attempts": str(attempts),
+                    "dlq_stream": self.stream,
+                    "dlq_group": self.group,
+                    "dlq_entry_id": entry_id,
+                    "dlq_consumer": self.spec.name,
+                    "dlq_at": str(int(time.time() * 1000)),
+                },
+            )
+        ack_ids = outcome.ack + [d[0] for d in outcome.dead]
+        if ack_ids:
+            pipe.xack(self.stream, self.group, *ack_ids)
+        metrics.incr_consumer(
+            pipe,
+            self.spec.name,
+            processed=outcome.processed,
+            failed=outcome.failed,
+            retried=outcome.retried,
+            dead_lettered=len(outcome.dead),
+            duplicates=outcome.duplicates,
+            reclaimed=reclaimed,
+        )
+        if len(pipe):
+            pipe.execute()
+
+
+class Runner:
+    """Runs consumer loops (and external consumers such as the Kafka ingest) in threads."""
+
+    def __init__(
+        self, specs: list[ConsumerSpec], external: list[str] | None = None, *, consumer_name: str | None = None
+    ):
+        self.stop = threading.Event()
+        self.loops: list[ConsumerLoop] = []
+        for spec in specs:
+            for index in range(spec.concurrency):
+                name = f"{consumer_name}-{index}" if consumer_name else default_consumer_name(index)
+                self.loops.append(ConsumerLoop(spec, stop=self.stop, consumer=name, trims=index == 0))
+        self.external = [(name, import_string(EXTERNAL_CONSUMERS[name])) for name in external or []]
+        self._signals = 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            logger.info("signal %s: finishing the current batch, then exiting (again to exit now)", signum)
+            self.stop.set()
+        else:
+            logger.warning("second signal: exiting now; un-acked entries will be reclaimed")
+            os._exit(128 + signum)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=loop.run, name=f"{loop.spec.name}", daemon=True) for loop in self.loops]
+        threads += [
+            threading.Thread(target=run, args=(self.stop,), name=name, daemon=True) for name, run in self.external
+        ]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.5)
+            if not self.stop.is_set() and not all(t.is_alive() for t in threads):
+                logger.error("a consumer thread died; stopping the worker so the supervisor restarts it")
+                self.stop.set()
