@@ -15,4 +15,13 @@ class ReservationAdmin(admin.ModelAdmin):
     list_display = ["order_id", "customer_id", "status", "amount", "reason", "created_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["=order_id", "=customer_id"]
-    readonly_fields = ["order_id", "customer_id", "lines", "amount", "status", "reason", "created_at", "updated_at"]
+    readonly_fields = [
+        "order_id",
+        "customer_id",
+        "lines",
+        "amount",
+        "status",
+        "reason",
+        "created_at",
+        "updated_at",
+    ]

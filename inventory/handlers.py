@@ -28,7 +28,9 @@ def _order_to_reserve(event: Event) -> OrderToReserve:
     return OrderToReserve(
         order_id=_positive_int(payload.get("order_id"), "order_id"),
         customer_id=_positive_int(payload.get("customer_id"), "customer_id"),
-        lines={_positive_int(pid, "product id"): _positive_int(qty, "quantity") for pid, qty in lines.items()},
+        lines={
+            _positive_int(pid, "product id"): _positive_int(qty, "quantity") for pid, qty in lines.items()
+        },
     )
 
 
@@ -43,7 +45,8 @@ def handle_payment_outcomes(events: list[Event]) -> None:
     """accounts stream / group inventory (`inventory-settle`): sell or release each reservation."""
     outcomes = [
         PaymentOutcome(
-            order_id=_positive_int(event.payload.get("order_id"), "order_id"), charged=event.type == PAYMENT_CHARGED
+            order_id=_positive_int(event.payload.get("order_id"), "order_id"),
+            charged=event.type == PAYMENT_CHARGED,
         )
         for event in events
         if event.type in (PAYMENT_CHARGED, PAYMENT_REFUSED)

@@ -77,7 +77,9 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
     `inventory.stock.reserved` (with the amount to charge) or `inventory.stock.rejected`.
     """
     existing = set(
-        Reservation.objects.filter(order_id__in=[o.order_id for o in orders]).values_list("order_id", flat=True)
+        Reservation.objects.filter(order_id__in=[o.order_id for o in orders]).values_list(
+            "order_id", flat=True
+        )
     )
     todo: dict[int, OrderToReserve] = {}
     for order in orders:
@@ -137,7 +139,12 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
             _saga_event(
                 STOCK_RESERVED,
                 order.order_id,
-                {"order_id": order.order_id, "customer_id": order.customer_id, "lines": lines, "amount": amount},
+                {
+                    "order_id": order.order_id,
+                    "customer_id": order.customer_id,
+                    "lines": lines,
+                    "amount": amount,
+                },
             )
         )
     now = timezone.now()

@@ -9,7 +9,14 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["=id", "=customer__id", "customer__name", "idempotency_key"]
     list_select_related = ["customer"]
-    readonly_fields = ["created_by", "idempotency_key", "request_hash", "created_at", "updated_at", "finalized_at"]
+    readonly_fields = [
+        "created_by",
+        "idempotency_key",
+        "request_hash",
+        "created_at",
+        "updated_at",
+        "finalized_at",
+    ]
 
 
 @admin.register(CustomerMessage)

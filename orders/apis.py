@@ -119,7 +119,8 @@ class OrderListApi(APIView):
     def post(self, request):
         order, created = _place(request)
         return Response(
-            OrderOutputSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            OrderOutputSerializer(order).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 

@@ -26,9 +26,7 @@ def shop_report() -> dict[str, list[dict[str, Any]]]:
     """Seed 004's `GET /report`: accounts, inventory and the latest orders, numbers as numbers."""
     latest = order_list()[: settings.ORDERS_REPORT_MAX_ORDERS]
     return {
-        "accounts": [
-            {"id": str(a.pk), "name": a.name, "balance": a.balance} for a in account_list()
-        ],
+        "accounts": [{"id": str(a.pk), "name": a.name, "balance": a.balance} for a in account_list()],
         "inventory": [
             {"id": str(p.pk), "name": p.name, "price": p.price, "stock": p.stock} for p in product_list()
         ],

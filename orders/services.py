@@ -79,7 +79,9 @@ def _request_hash(customer_id: int, product_ids: list[int]) -> str:
 
 def _replay(order: Order, request_hash: str) -> Order:
     if order.request_hash != request_hash:
-        raise IdempotencyKeyReused(f"Idempotency-Key already used for order {order.pk} with a different body.")
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key already used for order {order.pk} with a different body."
+        )
     return order
 
 
@@ -181,7 +183,9 @@ def order_status_apply(*, updates: list[StatusUpdate]) -> list[Order]:
         return []
     Order.objects.bulk_update(list(changed.values()), ["status", "total", "updated_at", "finalized_at"])
     messages = [
-        CustomerMessage(order=order, customer_id=order.customer_id, status=order.status, text=customer_message_text(order))
+        CustomerMessage(
+            order=order, customer_id=order.customer_id, status=order.status, text=customer_message_text(order)
+        )
         for order in finalized
     ]
     CustomerMessage.objects.bulk_create(messages)
