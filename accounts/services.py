@@ -63,9 +63,11 @@ def payment_charge(*, requests: list[ChargeRequest]) -> dict[int, str]:
             todo.setdefault(request.order_id, request)
     if not todo:
         return {}
+    # FOR NO KEY UPDATE: placing an order (a foreign key to the account) takes KEY SHARE
+    # on the account row; a plain FOR UPDATE would make POST /order wait for this batch.
     accounts = {
         a.pk: a
-        for a in Account.objects.select_for_update()
+        for a in Account.objects.select_for_update(no_key=True)
         .filter(pk__in=sorted({r.customer_id for r in todo.values()}))
         .order_by("pk")
     }

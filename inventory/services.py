@@ -66,7 +66,10 @@ def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Even
 
 def _lock_products(ids) -> dict[int, Product]:
     """Lock the rows in id order (the one order every writer uses)."""
-    return {p.pk: p for p in Product.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk")}
+    return {
+        p.pk: p
+        for p in Product.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk")
+    }
 
 
 @transaction.atomic
@@ -168,7 +171,7 @@ def stock_settle(*, outcomes: list[PaymentOutcome]) -> dict[int, str]:
     """
     by_order = {o.order_id: o for o in outcomes}
     reservations = list(
-        Reservation.objects.select_for_update()
+        Reservation.objects.select_for_update(no_key=True)
         .filter(order_id__in=sorted(by_order), status=Reservation.Status.RESERVED)
         .order_by("order_id")
     )

@@ -156,7 +156,7 @@ def order_status_apply(*, updates: list[StatusUpdate]) -> list[Order]:
     ids = sorted({u.order_id for u in updates})
     orders = {
         o.pk: o
-        for o in Order.objects.select_for_update(of=("self",))
+        for o in Order.objects.select_for_update(of=("self",), no_key=True)
         .select_related("customer")
         .filter(pk__in=ids)
         .order_by("pk")
