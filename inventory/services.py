@@ -203,7 +203,10 @@ def stock_settle(*, outcomes: list[PaymentOutcome]) -> dict[int, str]:
         for pid in sorted(released):
             if not Product.objects.filter(pk=pid).update(stock=F("stock") + released[pid], updated_at=now):
                 logger.warning("product %s vanished; %d released unit(s) dropped", pid, released[pid])
-    Reservation.objects.bulk_update(reservations, ["status", "updated_at"])
+    for new_status in (Reservation.Status.SOLD, Reservation.Status.RELEASED):
+        pks = [r.pk for r in reservations if r.status == new_status]
+        if pks:
+            Reservation.objects.filter(pk__in=pks).update(status=new_status, updated_at=now)
     publish_on_commit("inventory", events)
     return {r.order_id: r.status for r in reservations}
 
