@@ -12,6 +12,9 @@ api_v1 = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
     path("events/", include(("notifications.urls", "events"))),
+    path("orders/", include(("orders.urls", "orders"))),
+    path("products/", include(("inventory.urls", "products"))),
+    path("accounts/", include(("accounts.urls", "accounts"))),
 ]
 
 urlpatterns = [
@@ -24,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Seed-compatible routes.
     path("", include("notifications.seed_urls")),
+    path("", include("orders.seed_urls")),
     # Anything else is a JSON 404, also with DEBUG on (the admin keeps its own pages).
     re_path(r"^(?!admin/|static/).*$", errors.json_404),
 ]

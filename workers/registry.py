@@ -60,7 +60,43 @@ CONSUMERS: dict[str, ConsumerSpec] = {
         ),
         # seed 002: communications (campaign → notification → email)
         # seed 003: weather request/reply
-        # seed 004: order / inventory / account saga
+        # seed 004: order / inventory / account saga (see orders/services.py for the flow)
+        ConsumerSpec(
+            name="inventory-reserve",
+            stream="orders",
+            group="inventory",
+            handler="inventory.handlers.handle_orders_placed",
+            batch=True,
+            batch_size=50,
+            description="orders.order.placed → reserve every line or none → inventory.stock.reserved/rejected",
+        ),
+        ConsumerSpec(
+            name="accounts-charge",
+            stream="inventory",
+            group="accounts",
+            handler="accounts.handlers.handle_stock_reserved",
+            batch=True,
+            batch_size=50,
+            description="inventory.stock.reserved → charge or refuse → accounts.payment.charged/refused",
+        ),
+        ConsumerSpec(
+            name="inventory-settle",
+            stream="accounts",
+            group="inventory",
+            handler="inventory.handlers.handle_payment_outcomes",
+            batch=True,
+            batch_size=50,
+            description="accounts.payment.* → sell or release the reservation → inventory.stock.sold/released",
+        ),
+        ConsumerSpec(
+            name="orders-status",
+            stream="inventory",
+            group="orders",
+            handler="orders.handlers.handle_inventory_outcomes",
+            batch=True,
+            batch_size=50,
+            description="inventory.stock.* → order status, customer message, orders.order.finalized",
+        ),
     ]
 }
 

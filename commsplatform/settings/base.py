@@ -153,6 +153,10 @@ WORKER_TRIM_INTERVAL_S = env.float("WORKER_TRIM_INTERVAL_S", default=30.0)
 STREAM_MAXLEN_CAP = env.int("STREAM_MAXLEN_CAP", default=1_000_000)
 OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
 
+# --- Orders saga (seed 004) ------------------------------------------------------------
+# GET /report lists at most this many orders (newest first).
+ORDERS_REPORT_MAX_ORDERS = env.int("ORDERS_REPORT_MAX_ORDERS", default=1000)
+
 # --- Kafka (seed 000) -----------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default=env("KAFKA_BROKER", default="127.0.0.1:9092"))
 KAFKA_TOPIC = env("KAFKA_TOPIC", default="battery-telemetry")
