@@ -24,6 +24,7 @@ WORKER_ENV = {
     "EMAIL_BATCH_SIZE": "20",
     "EMAIL_SEND_CHUNK": str(SEND_CHUNK),
     "EMAIL_SENDER_CONCURRENCY": str(CONCURRENCY),
+    "EMAIL_MAX_ATTEMPTS": "50",
     "EMAIL_RETRY_BASE_S": "0.2",
     "EMAIL_RETRY_CAP_S": "0.5",
     "EMAIL_OUTAGE_PAUSE_BASE_S": "0.1",
@@ -130,13 +131,19 @@ def test_kill_9_of_the_sender_mid_campaign_then_restart(api_client, smtp_server,
 
 
 def test_temporary_refusal_then_recovery_completes(api_client, smtp_server, worker_process):
-    # given: the server answers 451 to everything for a while
+    # given: the server answers 451 to everything until told otherwise
     recipients_generate(count=30, seed=5)
-    smtp_server.refuse_all(code=451, seconds=1.5)
+    smtp_server.refuse_all(code=451)
     _start_workers(worker_process)
-
-    # when
     campaign_id = _create_campaign(api_client)
+    wait_until(
+        lambda: Delivery.objects.filter(campaign_id=campaign_id, smtp_code=451, attempts__gte=2).count() >= 5,
+        timeout=60,
+    )
+    assert smtp_server.messages == []
+
+    # when: it recovers
+    smtp_server.accept_all()
 
     # then
     campaign = wait_until(_finished(campaign_id), timeout=60)
@@ -145,7 +152,7 @@ def test_temporary_refusal_then_recovery_completes(api_client, smtp_server, work
     assert Counter(m.rcpt_tos[0] for m in smtp_server.messages) == Counter(
         set(Recipient.objects.values_list("email", flat=True))
     )
-    assert Delivery.objects.filter(campaign_id=campaign_id, attempts__gt=1).exists()
+    assert Delivery.objects.filter(campaign_id=campaign_id, status="sent").count() == 30
 
 
 def test_permanent_refusal_fails_one_recipient_and_retry_sends_only_it(
