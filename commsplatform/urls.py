@@ -15,6 +15,8 @@ api_v1 = [
     path("orders/", include(("orders.urls", "orders"))),
     path("products/", include(("inventory.urls", "products"))),
     path("accounts/", include(("accounts.urls", "accounts"))),
+    path("users/", include(("users.urls", "users"))),
+    path("campaigns/", include(("campaigns.urls", "campaigns"))),
 ]
 
 urlpatterns = [
@@ -28,6 +30,8 @@ urlpatterns = [
     # Seed-compatible routes.
     path("", include("notifications.seed_urls")),
     path("", include("orders.seed_urls")),
+    path("", include("users.seed_urls")),
+    path("", include("campaigns.seed_urls")),
     # Anything else is a JSON 404, also with DEBUG on (the admin keeps its own pages).
     re_path(r"^(?!admin/|static/).*$", errors.json_404),
 ]

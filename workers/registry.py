@@ -59,6 +59,34 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             description="NotificationStream → log and store each message",
         ),
         # seed 002: communications (campaign → notification → email)
+        ConsumerSpec(
+            name="campaign-fanout",
+            stream="campaign",
+            group="campaign",
+            handler="campaigns.handlers.handle_campaign_queued",
+            inbox=False,  # resumable through the campaign's fan-out cursor
+            batch_size=10,
+            description="campaign → recipient batches on `notification`",
+        ),
+        ConsumerSpec(
+            name="notification-router",
+            stream="notification",
+            group="notification",
+            handler="notifications.handlers.handle_recipient_batches",
+            batch=True,
+            batch_size=5,
+            description="recipient batches → delivery ledger rows; email batches on `email-notification`",
+        ),
+        ConsumerSpec(
+            name="email-sender",
+            stream="email",
+            group="email",
+            handler="notifications.handlers.handle_email_batch",
+            inbox=False,  # the delivery ledger is the dedupe
+            batch_size=1,
+            concurrency=settings.EMAIL_SENDER_CONCURRENCY,
+            description="email batches → SMTP (one persistent connection per thread)",
+        ),
         # seed 003: weather request/reply
         # seed 004: order / inventory / account saga (see orders/services.py for the flow)
         ConsumerSpec(
@@ -104,6 +132,8 @@ CONSUMERS: dict[str, ConsumerSpec] = {
 # name → dotted path of a callable `run(stop_event) -> None`.
 EXTERNAL_CONSUMERS: dict[str, str] = {
     # seed 000: Kafka → Redis telemetry ingest
+    # seed 002: re-queues deferred (4xx, outage) deliveries and those whose sender died
+    "email-retry": "notifications.retry_loop.run",
 }
 
 
