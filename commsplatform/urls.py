@@ -12,6 +12,7 @@ api_v1 = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
     path("events/", include(("notifications.urls", "events"))),
+    path("batteries/", include(("telemetry.urls", "batteries"))),
 ]
 
 urlpatterns = [

@@ -68,6 +68,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
 # name → dotted path of a callable `run(stop_event) -> None`.
 EXTERNAL_CONSUMERS: dict[str, str] = {
     # seed 000: Kafka → Redis telemetry ingest
+    "kafka-ingest": "telemetry.handlers.run_kafka_ingest",
 }
 
 
