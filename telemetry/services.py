@@ -36,7 +36,7 @@ from redis.commands.core import Script
 
 from workers.connection import get_redis
 
-from .readings import STORED_FIELDS, Reading
+from .readings import Reading
 
 BATTERY_KEY = "battery:{}:data"
 BATTERY_IDS_KEY = "info:batteries:ids"
@@ -47,7 +47,7 @@ CHUNK_SIZE = 500  # readings per script call
 
 # KEYS: the id set, the changes stream, then one battery hash per reading.
 # ARGV: occurred_at, the PUBLISH message, the event type and version, then 7 values per
-#       reading: battery id and the six STORED_FIELDS.
+#       reading: battery id and the six readings.STORED_FIELDS, in that order.
 # Returns one 0/1 per reading: whether it changed the stored state.
 _APPLY_LUA = """
 local ids_key, stream = KEYS[1], KEYS[2]
@@ -91,8 +91,6 @@ return changed
 # pipeline loads it (SCRIPT LOAD) when the server does not know it, e.g. after a restart.
 _apply_script = Script(None, _APPLY_LUA.encode())
 
-assert STORED_FIELDS == ("timestamp", "voltage", "current", "temperature", "state_of_charge", "state_of_health")
-
 
 def changes_stream() -> str:
     return settings.STREAMS["battery_changes"]
@@ -105,7 +103,9 @@ def battery_change_event_id(reading: Reading) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline | None = None) -> list[bool] | None:
+def readings_apply(
+    *, readings: Sequence[Reading], pipe: redis.client.Pipeline | None = None
+) -> list[bool] | None:
     """Store readings that change a battery's state, in order; notify each change.
 
     With `pipe`, the writes are queued on it and the caller executes it — the ingest

@@ -10,7 +10,13 @@ from telemetry.simulation import readings_generate
 
 
 def reading(battery_id: int = 1, timestamp: int = 1_700_000_000, **values: int) -> Reading:
-    defaults = {"voltage": 400, "current": 50, "temperature": 25, "state_of_charge": 80, "state_of_health": 95}
+    defaults = {
+        "voltage": 400,
+        "current": 50,
+        "temperature": 25,
+        "state_of_charge": 80,
+        "state_of_health": 95,
+    }
     return Reading(battery_id=battery_id, timestamp=timestamp, **{**defaults, **values})
 
 

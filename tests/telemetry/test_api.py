@@ -8,7 +8,11 @@ from .factories import reading
 def test_the_list_returns_every_battery_in_id_order_with_its_latest_reading(api_client):
     # given
     readings_apply(
-        readings=[reading(battery_id=10, timestamp=1), reading(battery_id=2, timestamp=1), reading(battery_id=10, timestamp=2, voltage=401)]
+        readings=[
+            reading(battery_id=10, timestamp=1),
+            reading(battery_id=2, timestamp=1),
+            reading(battery_id=10, timestamp=2, voltage=401),
+        ]
     )
     # when
     response = api_client.get("/api/v1/batteries/")
@@ -75,7 +79,11 @@ def test_an_unknown_battery_is_a_json_404(api_client):
     response = api_client.get("/api/v1/batteries/99/")
     # then
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "title": "Not Found", "description": "No reading for battery 99."}
+    assert response.json() == {
+        "status": 404,
+        "title": "Not Found",
+        "description": "No reading for battery 99.",
+    }
 
 
 def test_an_anonymous_caller_is_refused(anon_client):

@@ -36,16 +36,24 @@ def test_a_valid_message_parses_into_a_reading():
         (json.dumps({k: v for k, v in VALID.items() if k != "voltage"}).encode(), "voltage is missing"),
         (json.dumps({**VALID, "voltage": 12.5}).encode(), "voltage must be an integer, got 12.5"),
         (json.dumps({**VALID, "current": "3"}).encode(), "current must be an integer, got '3'"),
-        (json.dumps({**VALID, "state_of_charge": True}).encode(), "state_of_charge must be an integer, got True"),
+        (
+            json.dumps({**VALID, "state_of_charge": True}).encode(),
+            "state_of_charge must be an integer, got True",
+        ),
         (json.dumps({**VALID, "voltage": 601}).encode(), "voltage 601 is out of range (0–600)"),
         (json.dumps({**VALID, "current": -1}).encode(), "current -1 is out of range (0–200)"),
         (json.dumps({**VALID, "temperature": -101}).encode(), "temperature -101 is out of range (-100–1000)"),
         (json.dumps({**VALID, "temperature": 1001}).encode(), "temperature 1001 is out of range (-100–1000)"),
-        (json.dumps({**VALID, "state_of_charge": 101}).encode(), "state_of_charge 101 is out of range (0–100)"),
+        (
+            json.dumps({**VALID, "state_of_charge": 101}).encode(),
+            "state_of_charge 101 is out of range (0–100)",
+        ),
         (json.dumps({**VALID, "state_of_health": -1}).encode(), "state_of_health -1 is out of range (0–100)"),
         (json.dumps({**VALID, "battery_id": -3}).encode(), "battery_id -3 is out of range (≥ 0)"),
         (json.dumps({**VALID, "battery_id": "7"}).encode(), "battery_id must be an integer, got '7'"),
         (json.dumps({**VALID, "timestamp": None}).encode(), "timestamp must be an integer, got None"),
+        (json.dumps({**VALID, "timestamp": 2**53}).encode(), "timestamp 9007199254740992 is out of range"),
+        (b'{"battery_id": 1, "timestamp": NaN}', "timestamp must be an integer, got nan"),
     ],
 )
 def test_an_invalid_message_is_refused_with_its_reason(raw, reason):

@@ -89,7 +89,10 @@ def test_readings_of_one_battery_in_one_batch_are_compared_in_order(redis_client
 def test_the_final_state_does_not_depend_on_delivery_order(redis_client):
     # given the same readings in two orders, for two batteries; two share a timestamp
     first = [reading(battery_id=1, timestamp=5, voltage=300), reading(battery_id=1, timestamp=5, voltage=310)]
-    first += [reading(battery_id=1, timestamp=4, voltage=390), reading(battery_id=1, timestamp=6, voltage=200)]
+    first += [
+        reading(battery_id=1, timestamp=4, voltage=390),
+        reading(battery_id=1, timestamp=6, voltage=200),
+    ]
     second = [reading(battery_id=2, timestamp=r.timestamp, voltage=r.voltage) for r in reversed(first)]
     # when
     readings_apply(readings=first)

@@ -46,6 +46,7 @@ def test_the_seeds_redis_and_kafka_variables_are_honoured_without_redis_url():
                 "KAFKA_GROUP": "ems-group",
             }
         )
+
         # then: the child wrote to database 3 of the password-protected server
         def database(number: int) -> redis.Redis:
             return redis.Redis(server.host, server.port, db=number, password="s3cret", decode_responses=True)
