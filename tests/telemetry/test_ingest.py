@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from commsplatform.devservers import RedisServer
 from telemetry.simulation import readings_produce, topic_ensure
 from tests.helpers import wait_until
 from workers.metrics import consumer_counters
@@ -244,3 +245,47 @@ def test_simulate_telemetry_produces_realistic_readings_with_progress(kafka_brok
     assert lines[0] == f"producing 200 readings for 8 batteries to {topic}"
     assert "  200/200 (100%)" in lines
     assert lines[-1] == f"delivered 200 readings to {topic}"
+
+
+def test_sigterm_mid_stream_commits_exactly_what_was_written(
+    kafka_broker, topic, redis_client, worker_process
+):
+    # given a consumer in the middle of a long stream
+    readings = noisy_readings(count=8000, batteries=40, seed=5)
+    produce(kafka_broker, topic, readings)
+    worker = start_ingest(worker_process, topic, "ingest-term", KAFKA_INGEST_BATCH_SIZE="50")
+    wait_until(
+        lambda: consumer_counters("kafka-ingest")["processed"] >= 500, timeout=60, message="ingest started"
+    )
+    # when
+    exit_code = worker.terminate()
+    # then: every written batch was committed, nothing more
+    assert exit_code == 0
+    assert committed(kafka_broker, "ingest-term", topic) == consumer_counters("kafka-ingest")["processed"]
+
+
+def test_redis_down_mid_stream_holds_the_offsets_and_loses_nothing(kafka_broker, topic, worker_process):
+    # given an ingest writing to a Redis that persists (AOF) and then goes away
+    readings = noisy_readings(count=3000, batteries=20, seed=9)
+    state, changes = expected_outcome(readings)
+    first_part, second_part = readings[:1500], readings[1500:]
+    with RedisServer(appendonly=True) as server:
+        client = server.client()
+        produce(kafka_broker, topic, first_part)
+        worker = start_ingest(
+            worker_process, topic, "ingest-outage", REDIS_URL=server.url, WORKER_RETRY_CAP_S="0.5"
+        )
+        wait_committed(kafka_broker, "ingest-outage", topic, len(first_part))
+        server.stop()
+        # when readings arrive while Redis is down
+        produce(kafka_broker, topic, second_part)
+        wait_until(lambda: "retrying the batch" in worker.output(), timeout=60, message="a failed write")
+        # then nothing past what was written is committed
+        assert committed(kafka_broker, "ingest-outage", topic) == len(first_part)
+        assert worker.running
+        # and when Redis is back, everything is stored, each change notified once
+        server.start()
+        wait_committed(kafka_broker, "ingest-outage", topic, len(readings))
+        assert stored_state(client, range(1, 21)) == state
+        assert client.xlen("battery-changes") == sum(changes.values())
+        assert worker.terminate() == 0
