@@ -125,7 +125,7 @@ def readings_produce(
         if rate:
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
-                producer.flush(ahead) if ahead > 0.05 else time.sleep(ahead)
+                time.sleep(ahead)
         if progress and sent % progress_every == 0:
             progress(sent)
     remaining = producer.flush(60)
