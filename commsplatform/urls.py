@@ -17,6 +17,7 @@ api_v1 = [
     path("accounts/", include(("accounts.urls", "accounts"))),
     path("users/", include(("users.urls", "users"))),
     path("campaigns/", include(("campaigns.urls", "campaigns"))),
+    path("batteries/", include(("telemetry.urls", "batteries"))),
 ]
 
 urlpatterns = [

@@ -134,6 +134,7 @@ EXTERNAL_CONSUMERS: dict[str, str] = {
     # seed 000: Kafka → Redis telemetry ingest
     # seed 002: re-queues deferred (4xx, outage) deliveries and those whose sender died
     "email-retry": "notifications.retry_loop.run",
+    "kafka-ingest": "telemetry.handlers.run_kafka_ingest",
 }
 
 
