@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -47,7 +49,8 @@ class EventPublishApi(APIView):
             message = notification_message_publish(**serializer.validated_data)
         except StreamUnavailable as exc:
             raise ServiceUnavailable("The event stream is unavailable; retry shortly.") from exc
-        return Response(self.OutputSerializer(message).data, status=status.HTTP_200_OK)
+        # Plain fields already; the OutputSerializer documents them without re-validating.
+        return Response(asdict(message), status=status.HTTP_200_OK)
 
 
 class SeedEventPublishApi(EventPublishApi):
