@@ -12,6 +12,7 @@ api_v1 = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
     path("events/", include(("notifications.urls", "events"))),
+    path("weather/", include(("weather.urls", "weather"))),
 ]
 
 urlpatterns = [
@@ -24,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Seed-compatible routes.
     path("", include("notifications.seed_urls")),
+    path("", include("weather.seed_urls")),
     # Anything else is a JSON 404, also with DEBUG on (the admin keeps its own pages).
     re_path(r"^(?!admin/|static/).*$", errors.json_404),
 ]

@@ -60,6 +60,16 @@ CONSUMERS: dict[str, ConsumerSpec] = {
         ),
         # seed 002: communications (campaign → notification → email)
         # seed 003: weather request/reply
+        ConsumerSpec(
+            name="weather",
+            stream="weather_requests",
+            group="weather",
+            handler="weather.handlers.handle_weather_request",
+            inbox=False,  # no DB writes; a repeated reply is discarded by the waiting web process
+            batch_size=1,  # a terminal takes one request at a time, so idle terminals get the next
+            concurrency=settings.WEATHER_TERMINALS,
+            description="weather-requests → forecast → weather-responses (the seed's terminals)",
+        ),
         # seed 004: order / inventory / account saga
     ]
 }
