@@ -168,12 +168,17 @@ def wait_for(waiter: _Waiter, timeout: float) -> str | None:
     return waiter.reply
 
 
+def stop_listeners() -> None:
+    """Stop this process's listener threads (they exit within one blocking read)."""
+    with _routers_lock:
+        for router in _routers.values():
+            router.stop()
+        _routers.clear()
+
+
 def _on_setting_changed(*, setting: str, **kwargs) -> None:
     if setting in ("REDIS_URL", "STREAMS"):  # tests pointing Django at another server
-        with _routers_lock:
-            for router in _routers.values():
-                router.stop()
-            _routers.clear()
+        stop_listeners()
 
 
 setting_changed.connect(_on_setting_changed)

@@ -1,6 +1,5 @@
 import json
 import os
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -35,10 +34,10 @@ class Command(BaseCommand):
 
         def progress(done: int, total: int) -> None:
             if done % step == 0 or done == total:
-                sys.stderr.write(f"\r  {done}/{total} ({done * 100 // total}%)")
-                if done == total:
-                    sys.stderr.write("\n")
-                sys.stderr.flush()
+                self.stderr.write(
+                    f"\r  {done}/{total} ({done * 100 // total}%)", ending="\n" if done == total else ""
+                )
+                self.stderr.flush()
 
         try:
             report = weather_loadtest(
