@@ -66,7 +66,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             group="weather",
             handler="weather.handlers.handle_weather_request",
             inbox=False,  # no DB writes; a repeated reply is discarded by the waiting web process
-            batch_size=1,  # a terminal takes one request at a time, so idle terminals get the next
+            batch_size=settings.WEATHER_BATCH_SIZE,  # requests a terminal takes at once
             concurrency=settings.WEATHER_TERMINALS,
             description="weather-requests → forecast → weather-responses (the seed's terminals)",
         ),

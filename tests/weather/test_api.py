@@ -10,6 +10,8 @@ from tests.helpers import wait_until
 from weather.providers import BuiltinForecastProvider
 from weather.replies import get_router
 from weather.services import forecast_reply
+from workers.events import Event
+from workers.publish import publish
 
 from .conftest import REQUESTS, RESPONSES, group_done, replies_for, wait_for_terminals
 
@@ -245,3 +247,24 @@ def test_the_reply_stream_is_capped(redis_client, settings):
     # then: the stream was trimmed (approximately: whole radix-tree nodes of 100 entries)
     assert redis_client.xlen(RESPONSES) < 300
     assert redis_client.xrevrange(RESPONSES, count=1)[0][1]["requestId"] == "r999"
+
+
+def test_a_request_without_a_city_is_dead_lettered_without_a_reply(redis_client, worker_process):
+    # given: a running worker
+    worker_process("runworker", "weather")
+    wait_for_terminals(redis_client, 1)
+
+    # when: an entry that is not a valid weather request arrives
+    bad = Event(
+        type="weather.forecast.requested", payload={"location": "nowhere"}, extra={"requestId": "r-1"}
+    )
+    publish("weather_requests", bad)
+
+    # then: it goes to the dead-letter stream at once, acknowledged, and nobody gets a reply
+    wait_until(lambda: redis_client.xlen(f"{REQUESTS}:dlq") == 1, timeout=20)
+    [(_, dead)] = redis_client.xrange(f"{REQUESTS}:dlq")
+    assert dead["requestId"] == "r-1"
+    assert dead["dlq_error"].startswith("PermanentError: not a weather request")
+    assert dead["dlq_attempts"] == "1"
+    wait_until(lambda: group_done(redis_client))
+    assert redis_client.xlen(RESPONSES) == 0
