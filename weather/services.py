@@ -1,6 +1,7 @@
 """Weather request/reply: the web side asks (`forecast_request`), a terminal answers
 (`forecast_reply`). The request XADD is the only write; no database is involved."""
 
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,16 @@ class ForecastTimeout(Exception):
         super().__init__(f"no reply to weather request {request_id} within {timeout:g} s")
         self.request_id = request_id
         self.timeout = timeout
+
+
+@functools.cache
+def _worker_name_for(pid: int) -> str:
+    return f"{socket.gethostname()}-{pid}"
+
+
+def _worker_name() -> str:
+    """host-pid of the terminal's process, written on each reply (tracing, tests)."""
+    return _worker_name_for(os.getpid())
 
 
 def _iso(moment: datetime) -> str:
@@ -109,7 +120,7 @@ def forecast_reply(*, request_id: str, city: str, location: str, deadline_ms: in
         extra={
             "requestId": request_id,
             "data": json.dumps(body, separators=(",", ":")),
-            "worker": f"{socket.gethostname()}-{os.getpid()}",
+            "worker": _worker_name(),
         },
     )
     publish("weather_responses", reply, maxlen=settings.WEATHER_RESPONSES_MAXLEN)
