@@ -123,6 +123,8 @@ class ReplyRouter:
                 failures = 0
                 self.last_error = None
             except UNAVAILABLE_ERRORS as exc:
+                if self._stop.is_set():
+                    break
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = min(2.0, 0.05 * 2**failures)
                 failures += 1
