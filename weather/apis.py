@@ -60,6 +60,9 @@ class ForecastInputSerializer(serializers.Serializer):
     city = StrictCharField(max_length=200, error_messages={"invalid": "Must be a string."})
     location = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
+    class Meta:
+        ref_name = "WeatherForecastRequest"
+
 
 class WeatherForecastCityApi(APIView):
     """Seed route `POST /WeatherForecast/city`: ask a terminal for a city's forecast."""
@@ -75,6 +78,9 @@ class WeatherForecastCityApi(APIView):
         humidity = serializers.IntegerField()
         windSpeed = serializers.FloatField()  # noqa: N815
         requestId = serializers.CharField()  # noqa: N815
+
+        class Meta:
+            ref_name = "SeedWeatherForecast"
 
     @extend_schema(
         request=ForecastInputSerializer,
@@ -97,6 +103,9 @@ class WeatherForecastSampleApi(APIView):
         temperatureC = serializers.IntegerField()  # noqa: N815
         temperatureF = serializers.IntegerField()  # noqa: N815
         summary = serializers.CharField()
+
+        class Meta:
+            ref_name = "SeedWeatherSample"
 
     @extend_schema(
         responses=OutputSerializer(many=True), operation_id="seed_weather_forecast_samples", tags=["seed"]
@@ -144,6 +153,9 @@ class ForecastCreateApi(APIView):
         condition = serializers.CharField()
         humidity = serializers.IntegerField(help_text="%")
         wind_speed = serializers.FloatField(source="windSpeed", help_text="km/h")
+
+        class Meta:
+            ref_name = "WeatherForecast"
 
     @extend_schema(
         request=ForecastInputSerializer,
