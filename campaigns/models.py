@@ -1,3 +1,63 @@
+from django.conf import settings
 from django.db import models
 
-# Create your models here.
+
+class Campaign(models.Model):
+    """An email to every recipient. Counters count deliveries (one per recipient and
+    channel); they are updated in the same transactions as the delivery ledger."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        QUEUED = "queued"
+        SENDING = "sending"
+        COMPLETED = "completed"
+        COMPLETED_WITH_FAILURES = "completed_with_failures"
+        CANCELLED = "cancelled"
+
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=998, help_text="may use {{ field }} placeholders")
+    body = models.TextField(
+        help_text="plain text; {{ username }}, {{ name }}, {{ lastName }}, … are filled in"
+    )
+    from_email = models.EmailField(max_length=254)
+    channels = models.JSONField(
+        default=list, help_text='e.g. ["email"]; "sms" and "push" are recorded as not configured'
+    )
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    recipients_count = models.PositiveIntegerField(default=0)
+    sent_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    # Fan-out bookkeeping: where it stopped (resume after a crash) and how many
+    # recipient batches it published / the router has applied.
+    fanout_cursor = models.BigIntegerField(default=0)
+    batches_published = models.PositiveIntegerField(default=0)
+    batches_routed = models.PositiveIntegerField(default=0)
+    fanout_done_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def processed_count(self) -> int:
+        return self.sent_count + self.failed_count + self.skipped_count
+
+    @property
+    def progress_percent(self) -> float:
+        if not self.recipients_count:
+            return 100.0 if self.status in TERMINAL_STATUSES else 0.0
+        return round(100 * self.processed_count / self.recipients_count, 1)
+
+
+TERMINAL_STATUSES = (
+    Campaign.Status.COMPLETED,
+    Campaign.Status.COMPLETED_WITH_FAILURES,
+    Campaign.Status.CANCELLED,
+)

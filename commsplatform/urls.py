@@ -12,6 +12,12 @@ api_v1 = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
     path("events/", include(("notifications.urls", "events"))),
+    path("orders/", include(("orders.urls", "orders"))),
+    path("products/", include(("inventory.urls", "products"))),
+    path("accounts/", include(("accounts.urls", "accounts"))),
+    path("users/", include(("users.urls", "users"))),
+    path("campaigns/", include(("campaigns.urls", "campaigns"))),
+    path("batteries/", include(("telemetry.urls", "batteries"))),
     path("weather/", include(("weather.urls", "weather"))),
 ]
 
@@ -25,6 +31,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Seed-compatible routes.
     path("", include("notifications.seed_urls")),
+    path("", include("orders.seed_urls")),
+    path("", include("users.seed_urls")),
+    path("", include("campaigns.seed_urls")),
     path("", include("weather.seed_urls")),
     # Anything else is a JSON 404, also with DEBUG on (the admin keeps its own pages).
     re_path(r"^(?!admin/|static/).*$", errors.json_404),

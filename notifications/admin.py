@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import NotificationMessage
+from .models import Delivery, NotificationMessage
+from .services import deliveries_retry_failed
 
 
 @admin.register(NotificationMessage)
@@ -10,3 +11,36 @@ class NotificationMessageAdmin(admin.ModelAdmin):
     date_hierarchy = "timestamp"
     readonly_fields = ["event_id", "message_id", "description", "timestamp", "stream_id", "received_at"]
     list_per_page = 100
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """The delivery ledger; filter by campaign and status=failed to see failed recipients."""
+
+    list_display = [
+        "id",
+        "campaign",
+        "recipient",
+        "channel",
+        "address",
+        "status",
+        "attempts",
+        "smtp_code",
+        "sent_at",
+    ]
+    list_filter = ["status", "channel", "campaign"]
+    search_fields = ["=id", "address", "=message_id", "dedupe_key"]
+    list_select_related = ["campaign", "recipient"]
+    raw_id_fields = ["campaign", "recipient"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ["retry_failed"]
+    list_per_page = 100
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Retry the selected failed deliveries")
+    def retry_failed(self, request, queryset) -> None:
+        retried = deliveries_retry_failed(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Queued {retried} failed delivery(ies) again.", messages.SUCCESS)

@@ -86,3 +86,19 @@ class EventListApi(EventPublishApi):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(messages, request, view=self)
         return paginator.get_paginated_response(self.ListOutputSerializer(page, many=True).data)
+
+
+class SeedEmailSendApi(APIView):
+    """Seed 002's `POST /api/v1/email/send`: send a test mail to test@test.com; `true`."""
+
+    @extend_schema(request=None, responses={200: bool}, operation_id="seed_email_send", tags=["seed"])
+    def post(self, request):
+        from .sending import SmtpUnavailable, send_test_email
+
+        try:
+            reply = send_test_email()
+        except SmtpUnavailable as exc:
+            raise ServiceUnavailable("The mail server is unavailable; retry shortly.") from exc
+        if reply.code >= 400:
+            raise ServiceUnavailable(f"The mail server refused the test mail: {reply.code} {reply.text}")
+        return Response(True)

@@ -14,9 +14,35 @@ def handle_notification_messages(events: list[Event]) -> None:
     """NotificationStream / demo_consumer_group: log each message, store it."""
     for event in events:
         payload = event.payload
-        if not isinstance(payload.get("description"), str) or "id" not in payload or "timestamp" not in payload:
+        if (
+            not isinstance(payload.get("description"), str)
+            or "id" not in payload
+            or "timestamp" not in payload
+        ):
             raise PermanentError(f"not a notification message: {payload!r}")
         if parse_datetime(str(payload["timestamp"])) is None:
             raise PermanentError(f"bad timestamp in notification message: {payload['timestamp']!r}")
         logger.info("notification message %s: %s", payload["id"], payload["description"])
     notification_messages_store(events=events)
+
+
+def handle_recipient_batches(events: list[Event]) -> None:
+    """notification / notification: ledger rows for each recipient batch (seed 002)."""
+    from .services import deliveries_route
+
+    for event in events:
+        payload = event.payload
+        ids = payload.get("recipient_ids")
+        if not isinstance(payload.get("campaign_id"), int) or not isinstance(ids, list):
+            raise PermanentError(f"not a recipient batch: {payload!r}")
+        deliveries_route(campaign_id=payload["campaign_id"], recipient_ids=ids)
+
+
+def handle_email_batch(event: Event) -> None:
+    """email-notification / email-notification: send a batch of deliveries over SMTP."""
+    from .sending import deliveries_send
+
+    ids = event.payload.get("delivery_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise PermanentError(f"not an email batch: {event.payload!r}")
+    deliveries_send(delivery_ids=ids)

@@ -3,15 +3,24 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from campaigns.models import Campaign
+from campaigns.services import campaign_complete_if_done, campaign_counters_add
+from users.models import Recipient
 from workers.events import Event
-from workers.publish import publish
+from workers.publish import publish, publish_on_commit
+from workers.runner import PermanentError
 
-from .models import NotificationMessage
+from .models import Delivery, NotificationMessage
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +72,200 @@ def notification_messages_store(*, events: list[Event]) -> int:
     ]
     NotificationMessage.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+# --- Seed 002: the delivery ledger ------------------------------------------------------
+# (Campaign mail and `notification_send`; the SMTP side is in notifications/sending.py.)
+
+EMAIL_BATCH_QUEUED = "notifications.email_batch.queued"
+_DELIVERY_NAMESPACE = uuid.UUID("0c7a3f0e-2a8e-4b1f-a8e5-1d3f6c9b0002")
+
+
+def message_id_for(
+    *, campaign_id: int | None, recipient_id: int | None, dedupe_key: str | None = None
+) -> str:
+    """The deterministic Message-ID of a delivery: the same for every attempt, so a mail
+    sent twice after a crash is recognisable as one message by the receiving side."""
+    domain = settings.EMAIL_MESSAGE_ID_DOMAIN
+    if campaign_id is not None:
+        return f"<campaign-{campaign_id}.recipient-{recipient_id}@{domain}>"
+    return f"<notification-{uuid.uuid5(_DELIVERY_NAMESPACE, str(dedupe_key))}@{domain}>"
+
+
+def _email_batch_events(delivery_ids: list[int]) -> list[Event]:
+    size = settings.EMAIL_BATCH_SIZE
+    events = []
+    for start in range(0, len(delivery_ids), size):
+        batch = delivery_ids[start : start + size]
+        events.append(Event(type=EMAIL_BATCH_QUEUED, payload={"delivery_ids": batch}))
+    return events
+
+
+def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
+    """notification-router: one ledger row per (recipient, channel) of a recipient batch.
+
+    Opted-out recipients and those without an email are `skipped`; SMS and push are
+    `not_configured`; both are counted as skipped. Pending email rows go to
+    `email-notification` in batches (outbox, same transaction). Runs inside the
+    runner's inbox transaction, so a redelivered batch changes nothing.
+    Returns the number of ledger rows created.
+    """
+    campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+    if campaign is None:
+        raise PermanentError(f"campaign {campaign_id} does not exist")
+    if campaign.status != Campaign.Status.SENDING:  # cancelled meanwhile: route nothing
+        campaign_counters_add(campaign_id=campaign_id, batches_routed=1)
+        return 0
+    already = set(
+        Delivery.objects.filter(campaign_id=campaign_id, recipient_id__in=recipient_ids).values_list(
+            "recipient_id", flat=True
+        )
+    )
+    rows: list[Delivery] = []
+    skipped = 0
+    recipients = Recipient.objects.filter(pk__in=recipient_ids).values_list(
+        "pk", "email", "opted_out", "mobile", "device_id"
+    )
+    for pk, email, opted_out, mobile, device_id in recipients:
+        if pk in already:
+            continue
+        for channel in campaign.channels:
+            row = Delivery(campaign_id=campaign_id, recipient_id=pk, channel=channel)
+            if channel == Delivery.Channel.EMAIL:
+                row.address = email or ""
+                if opted_out:
+                    row.status, row.reason = Delivery.Status.SKIPPED, "recipient opted out"
+                elif not email:
+                    row.status, row.reason = Delivery.Status.SKIPPED, "no email address"
+                else:
+                    row.message_id = message_id_for(campaign_id=campaign_id, recipient_id=pk)
+            else:
+                row.address = (mobile if channel == Delivery.Channel.SMS else device_id) or ""
+                row.status = Delivery.Status.NOT_CONFIGURED
+                row.reason = f"no {channel} provider is configured"
+            if row.status != Delivery.Status.PENDING:
+                skipped += 1
+            rows.append(row)
+    Delivery.objects.bulk_create(rows, batch_size=2000)
+    pending = list(
+        Delivery.objects.filter(
+            campaign_id=campaign_id,
+            recipient_id__in=recipient_ids,
+            channel=Delivery.Channel.EMAIL,
+            status=Delivery.Status.PENDING,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    publish_on_commit("email", _email_batch_events(pending))
+    campaign_counters_add(campaign_id=campaign_id, recipients=len(rows), skipped=skipped, batches_routed=1)
+    transaction.on_commit(lambda: campaign_complete_if_done(campaign_id=campaign_id))
+    return len(rows)
+
+
+@transaction.atomic
+def notification_send(
+    *,
+    channel: str = "email",
+    subject: str,
+    body: str,
+    dedupe_key: str,
+    recipient: Recipient | None = None,
+    email: str | None = None,
+    from_email: str | None = None,
+) -> Delivery:
+    """Send one message to one person through the campaign pipeline; for other apps.
+
+    - `recipient` (a users.Recipient) or `email` (a bare address; wins if both given).
+    - `channel`: "email"; "sms"/"push" are recorded as `not_configured` (no provider).
+    - `dedupe_key`: your idempotency key, e.g. f"order:{order.id}:confirmation". A second
+      call with the same key returns the first Delivery and sends nothing.
+    - Call it inside your own `transaction.atomic()`: the email leaves (via the outbox and
+      the `email-sender` consumer) only if your transaction commits.
+    - Opt-out applies to campaigns only; transactional mail is always sent.
+    Returns the Delivery (the ledger row); its `status` tells what became of it.
+    """
+    existing = Delivery.objects.filter(dedupe_key=dedupe_key).first()
+    if existing is not None:
+        return existing
+    if channel not in Delivery.Channel.values:
+        raise ValueError(f"unknown channel {channel!r}")
+    address = email or (recipient.email if recipient is not None and channel == "email" else "") or ""
+    row = Delivery(
+        recipient=recipient,
+        channel=channel,
+        address=address,
+        dedupe_key=dedupe_key,
+        subject=subject,
+        body=body,
+        from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+        message_id=message_id_for(campaign_id=None, recipient_id=None, dedupe_key=dedupe_key),
+    )
+    if channel != Delivery.Channel.EMAIL:
+        row.status, row.reason = Delivery.Status.NOT_CONFIGURED, f"no {channel} provider is configured"
+    elif not address:
+        row.status, row.reason = Delivery.Status.SKIPPED, "no email address"
+    Delivery.objects.bulk_create([row], ignore_conflicts=True)  # a concurrent call with the same key
+    row = Delivery.objects.get(dedupe_key=dedupe_key)
+    if row.status == Delivery.Status.PENDING and row.attempts == 0:
+        publish_on_commit("email", _email_batch_events([row.pk]))
+    return row
+
+
+def deliveries_cancel_unsent(*, campaign_id: int) -> int:
+    return Delivery.objects.filter(
+        campaign_id=campaign_id, status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED]
+    ).update(status=Delivery.Status.CANCELLED, next_attempt_at=None)
+
+
+@transaction.atomic
+def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: list[int] | None = None) -> int:
+    """Failed email deliveries (of a campaign, or the given ones) go back to `pending`
+    and are queued again; their campaign's failed counter drops and it is `sending` again."""
+    rows = Delivery.objects.select_for_update().filter(
+        status=Delivery.Status.FAILED, channel=Delivery.Channel.EMAIL
+    )
+    if campaign_id is not None:
+        rows = rows.filter(campaign_id=campaign_id)
+    if delivery_ids is not None:
+        rows = rows.filter(pk__in=delivery_ids)
+    found = list(rows.values_list("pk", "campaign_id"))
+    if not found:
+        return 0
+    ids = [pk for pk, _ in found]
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Delivery.Status.PENDING, attempts=0, next_attempt_at=None, claimed_at=None
+    )
+    per_campaign: dict[int, int] = {}
+    for _, cid in found:
+        if cid is not None:
+            per_campaign[cid] = per_campaign.get(cid, 0) + 1
+    for cid, count in per_campaign.items():
+        Campaign.objects.filter(pk=cid).update(
+            failed_count=F("failed_count") - count, status=Campaign.Status.SENDING, finished_at=None
+        )
+    publish_on_commit("email", _email_batch_events(ids))
+    return len(ids)
+
+
+def deliveries_requeue_due(*, limit: int = 5000) -> int:
+    """Deferred deliveries whose time has come, and deliveries stuck in `sending` past
+    their lease (their sender died), go back to `pending` and onto `email-notification`."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.EMAIL_SENDING_LEASE_S)
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(status=Delivery.Status.DEFERRED, next_attempt_at__lte=now)
+                | Q(status=Delivery.Status.SENDING, claimed_at__lt=now - lease)
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.PENDING, next_attempt_at=None)
+            publish_on_commit("email", _email_batch_events(ids))
+    if ids:
+        logger.info("re-queued %d deliveries (retry due or sender lease expired)", len(ids))
+    return len(ids)

@@ -5,14 +5,18 @@ An entry's fields are `id` (uuid4), `type` (`<app>.<entity>.<past-tense>`), `ver
 seed's own fields next to these through `extra` (e.g. weather's `requestId` and `data`).
 """
 
-import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-ENVELOPE_FIELDS = ("id", "type", "version", "occurred_at", "payload")
+import orjson
+
+ENVELOPE_FIELDS = frozenset(("id", "type", "version", "occurred_at", "payload"))
+# Canonical lowercase uuid text, as str(uuid4()) writes it (cheaper than uuid.UUID()).
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class MalformedEvent(ValueError):
@@ -23,7 +27,7 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     type: str
     payload: dict[str, Any]
@@ -41,29 +45,24 @@ class Event:
             "type": self.type,
             "version": str(self.version),
             "occurred_at": self.occurred_at,
-            "payload": json.dumps(self.payload, separators=(",", ":"), default=str),
+            "payload": orjson.dumps(self.payload, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
         }
         fields.update(self.extra)
         return fields
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str], *, stream_id: str | None = None, deliveries: int = 1) -> "Event":
+        # This runs for every entry every consumer reads: keep it lean.
         try:
-            payload = json.loads(fields["payload"])
-            if not isinstance(payload, dict):
-                raise MalformedEvent("payload is not a JSON object")
-            event_id = str(uuid.UUID(fields["id"]))
-            return cls(
-                id=event_id,
-                type=fields["type"],
-                version=int(fields.get("version", 1)),
-                occurred_at=fields.get("occurred_at", ""),
-                payload=payload,
-                extra={k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS},
-                stream_id=stream_id,
-                deliveries=deliveries,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, MalformedEvent):
-                raise
+            payload = orjson.loads(fields["payload"])
+            event_id = fields["id"]
+            event_type = fields["type"]
+            version = int(fields.get("version", 1))
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
             raise MalformedEvent(f"not an event envelope: {exc!r}") from exc
+        if not isinstance(payload, dict):
+            raise MalformedEvent("payload is not a JSON object")
+        if not _UUID_RE.fullmatch(event_id):
+            raise MalformedEvent(f"event id is not a uuid: {event_id!r}")
+        extra = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS} if len(fields) > 5 else {}
+        return cls(event_type, payload, event_id, version, fields.get("occurred_at", ""), extra, stream_id, deliveries)

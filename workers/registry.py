@@ -59,6 +59,34 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             description="NotificationStream → log and store each message",
         ),
         # seed 002: communications (campaign → notification → email)
+        ConsumerSpec(
+            name="campaign-fanout",
+            stream="campaign",
+            group="campaign",
+            handler="campaigns.handlers.handle_campaign_queued",
+            inbox=False,  # resumable through the campaign's fan-out cursor
+            batch_size=10,
+            description="campaign → recipient batches on `notification`",
+        ),
+        ConsumerSpec(
+            name="notification-router",
+            stream="notification",
+            group="notification",
+            handler="notifications.handlers.handle_recipient_batches",
+            batch=True,
+            batch_size=5,
+            description="recipient batches → delivery ledger rows; email batches on `email-notification`",
+        ),
+        ConsumerSpec(
+            name="email-sender",
+            stream="email",
+            group="email",
+            handler="notifications.handlers.handle_email_batch",
+            inbox=False,  # the delivery ledger is the dedupe
+            batch_size=1,
+            concurrency=settings.EMAIL_SENDER_CONCURRENCY,
+            description="email batches → SMTP (one persistent connection per thread)",
+        ),
         # seed 003: weather request/reply
         ConsumerSpec(
             name="weather",
@@ -70,7 +98,43 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             concurrency=settings.WEATHER_TERMINALS,
             description="weather-requests → forecast → weather-responses (the seed's terminals)",
         ),
-        # seed 004: order / inventory / account saga
+        # seed 004: order / inventory / account saga (see orders/services.py for the flow)
+        ConsumerSpec(
+            name="inventory-reserve",
+            stream="orders",
+            group="inventory",
+            handler="inventory.handlers.handle_orders_placed",
+            batch=True,
+            batch_size=50,
+            description="orders.order.placed → reserve every line or none → inventory.stock.reserved/rejected",
+        ),
+        ConsumerSpec(
+            name="accounts-charge",
+            stream="inventory",
+            group="accounts",
+            handler="accounts.handlers.handle_stock_reserved",
+            batch=True,
+            batch_size=50,
+            description="inventory.stock.reserved → charge or refuse → accounts.payment.charged/refused",
+        ),
+        ConsumerSpec(
+            name="inventory-settle",
+            stream="accounts",
+            group="inventory",
+            handler="inventory.handlers.handle_payment_outcomes",
+            batch=True,
+            batch_size=50,
+            description="accounts.payment.* → sell or release the reservation → inventory.stock.sold/released",
+        ),
+        ConsumerSpec(
+            name="orders-status",
+            stream="inventory",
+            group="orders",
+            handler="orders.handlers.handle_inventory_outcomes",
+            batch=True,
+            batch_size=50,
+            description="inventory.stock.* → order status, customer message, orders.order.finalized",
+        ),
     ]
 }
 
@@ -78,6 +142,9 @@ CONSUMERS: dict[str, ConsumerSpec] = {
 # name → dotted path of a callable `run(stop_event) -> None`.
 EXTERNAL_CONSUMERS: dict[str, str] = {
     # seed 000: Kafka → Redis telemetry ingest
+    # seed 002: re-queues deferred (4xx, outage) deliveries and those whose sender died
+    "email-retry": "notifications.retry_loop.run",
+    "kafka-ingest": "telemetry.handlers.run_kafka_ingest",
 }
 
 

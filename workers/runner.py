@@ -202,7 +202,8 @@ class ConsumerLoop:
                     client, entries, delivery_counts=deliveries, default_count=2, reclaimed=len(entries)
                 )
             if start == "0-0":
-                return handled
+                break
+        return handled
 
     def _trim(self) -> None:
         try:

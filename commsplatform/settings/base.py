@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "inventory",
     "accounts",
     "weather",
+    "telemetry",
 ]
 
 MIDDLEWARE = [
@@ -153,10 +154,47 @@ WORKER_TRIM_INTERVAL_S = env.float("WORKER_TRIM_INTERVAL_S", default=30.0)
 STREAM_MAXLEN_CAP = env.int("STREAM_MAXLEN_CAP", default=1_000_000)
 OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
 
+# --- Orders saga (seed 004) ------------------------------------------------------------
+# GET /report lists at most this many orders (newest first).
+ORDERS_REPORT_MAX_ORDERS = env.int("ORDERS_REPORT_MAX_ORDERS", default=1000)
+
+# --- Communications (seed 002): users, campaigns, notifications, email ------------------
+CONSUMER_GROUPS.update(
+    {
+        "campaign": env("GROUP_CAMPAIGN", default="campaign"),
+        "notification": env("GROUP_NOTIFICATION", default="notification"),
+        "email": env("GROUP_EMAIL", default="email-notification"),
+    }
+)
+USERS_GENERATE_COUNT = env.int("USERS_GENERATE_COUNT", default=100_000)  # GET /api/v1/user/generate
+CAMPAIGN_FANOUT_CHUNK = env.int("CAMPAIGN_FANOUT_CHUNK", default=1000)  # recipients per `notification` entry
+EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=200)  # deliveries per `email-notification` entry
+# Rows claimed, sent and recorded together; after a kill -9 at most this many per sender
+# thread can be sent twice.
+EMAIL_SEND_CHUNK = env.int("EMAIL_SEND_CHUNK", default=50)
+EMAIL_SENDER_CONCURRENCY = env.int("EMAIL_SENDER_CONCURRENCY", default=4)  # threads, one SMTP connection each
+EMAIL_RATE_LIMIT_PER_S = env.float("EMAIL_RATE_LIMIT_PER_S", default=0.0)  # per process; 0 = unlimited
+EMAIL_RATE_BURST = env.int("EMAIL_RATE_BURST", default=0)  # bucket size; 0 = one second's worth
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=10)  # 4xx replies before `failed`
+EMAIL_RETRY_BASE_S = env.float("EMAIL_RETRY_BASE_S", default=30.0)  # backoff after a 4xx, doubling
+EMAIL_RETRY_CAP_S = env.float("EMAIL_RETRY_CAP_S", default=900.0)
+EMAIL_OUTAGE_PAUSE_BASE_S = env.float("EMAIL_OUTAGE_PAUSE_BASE_S", default=1.0)  # server unreachable
+EMAIL_OUTAGE_PAUSE_CAP_S = env.float("EMAIL_OUTAGE_PAUSE_CAP_S", default=30.0)
+EMAIL_SENDING_LEASE_S = env.float("EMAIL_SENDING_LEASE_S", default=120.0)  # then a claimed row is re-sent
+EMAIL_RETRY_POLL_S = env.float("EMAIL_RETRY_POLL_S", default=2.0)  # the email-retry loop
+EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", default="commsplatform.local")
+
 # --- Kafka (seed 000) -----------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default=env("KAFKA_BROKER", default="127.0.0.1:9092"))
 KAFKA_TOPIC = env("KAFKA_TOPIC", default="battery-telemetry")
 KAFKA_GROUP = env("KAFKA_GROUP", default="ems-redis-backend")
+# Ingest tuning (telemetry app / workers.kafka): records per batch, how long one poll
+# waits, the group session (short, so a dead consumer's partitions move quickly), and
+# extra librdkafka settings as JSON (security.protocol, sasl.*, ...).
+KAFKA_INGEST_BATCH_SIZE = env.int("KAFKA_INGEST_BATCH_SIZE", default=2000)
+KAFKA_INGEST_POLL_TIMEOUT_S = env.float("KAFKA_INGEST_POLL_TIMEOUT_S", default=0.5)
+KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=6000)
+KAFKA_CONSUMER_OPTIONS = env.json("KAFKA_CONSUMER_OPTIONS", default={})
 
 # --- Email ----------------------------------------------------------------------------
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

@@ -1,0 +1,33 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.pagination import PageNumberPagination
+
+from .selectors import account_list
+
+
+class AccountOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    email = serializers.EmailField()
+    balance = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+
+class AccountListApi(APIView):
+    @extend_schema(responses=AccountOutputSerializer(many=True), operation_id="accounts_list")
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(account_list(), request, view=self)
+        return paginator.get_paginated_response(AccountOutputSerializer(page, many=True).data)
+
+
+class AccountDetailApi(APIView):
+    @extend_schema(responses=AccountOutputSerializer, operation_id="accounts_retrieve")
+    def get(self, request, account_id: int):
+        account = account_list().filter(pk=account_id).first()
+        if account is None:
+            raise exceptions.NotFound(f"No account {account_id}.")
+        return Response(AccountOutputSerializer(account).data)

@@ -1,0 +1,197 @@
+"""`python -m bench.campaign_100k`: a campaign to 100,000 recipients, end to end.
+
+From the API call (`POST /api/v1/campaigns/`) until the last email is accepted by an SMTP
+sink running in its own process, with the workers as `manage.py runworker` processes:
+one for campaign-fanout + notification-router + email-retry and EMAIL_SENDER_PROCESSES
+(default 2) email-sender processes of EMAIL_SENDER_CONCURRENCY threads each. Target ≤ 60 s.
+The fan-out stage (campaign → all recipient batches published) is reported on its own,
+and so is routing (all ledger rows written and email batches queued).
+
+Baseline, same run, same sink: the seed's way of sending, one SMTP connection per email,
+one email at a time, on 1,000 emails scaled to 100,000. Ceiling, same run: what the sink
+accepts from 4 persistent connections with no database at all (the aiosmtpd sink is one
+Python process, so on a shared 2-core machine it, not the pipeline, sets the pace).
+"""
+
+import os
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .comms_stack import CommsStack, emit, log
+
+COUNT = int(os.environ.get("BENCH_RECIPIENTS", 100_000))
+BASELINE_SAMPLE = 1_000
+SENDER_PROCESSES = int(os.environ.get("EMAIL_SENDER_PROCESSES", 2))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def baseline_seconds(host: str, port: int) -> float:
+    from notifications.sending import build_message
+
+    started = time.perf_counter()
+    for i in range(BASELINE_SAMPLE):
+        message = build_message(
+            from_addr="test@test.com",
+            to_addr=f"baseline{i}@example.com",
+            subject="New Campaign",
+            body="Hello",
+            message_id=f"<baseline-{i}@bench>",
+        )
+        with smtplib.SMTP(host, port) as client:
+            client.sendmail("test@test.com", [f"baseline{i}@example.com"], message)
+    return (time.perf_counter() - started) * COUNT / BASELINE_SAMPLE
+
+
+def sink_ceiling_per_s(host: str, port: int, *, threads: int = 4, count: int = 2_000) -> float:
+    """What the sink accepts at most: persistent connections, minimal messages, no database."""
+    import threading
+
+    message = b"From: a@test.com\r\nTo: b@test.com\r\nSubject: x\r\n\r\nceiling\r\n"
+
+    def blast() -> None:
+        with smtplib.SMTP(host, port) as client:
+            for _ in range(count // threads):
+                client.sendmail("a@test.com", ["b@test.com"], message)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=blast) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return count / (time.perf_counter() - started)
+
+
+def fanout_alone_seconds() -> float:
+    """The fan-out stage alone, in this process, no other worker running; then undone."""
+    from campaigns.models import Campaign
+    from campaigns.services import campaign_create, campaign_fanout
+    from workers.connection import get_redis
+    from workers.models import OutboxEvent
+
+    campaign = campaign_create(name="fan-out only", subject="s", body="b", send=False)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.QUEUED)
+    started = time.perf_counter()
+    campaign_fanout(campaign_id=campaign.pk)
+    elapsed = time.perf_counter() - started
+    get_redis().delete("notification")
+    OutboxEvent.objects.all().delete()
+    campaign.delete()
+    return elapsed
+
+
+def sink_count(stack: CommsStack) -> int:
+    with open(stack.smtp.log_path, "rb") as log_file:
+        return sum(1 for line in log_file if b" mail #" in line)
+
+
+def main() -> None:
+    stack = CommsStack(smtp=True)
+    workers: list[subprocess.Popen] = []
+    try:
+        from django.contrib.auth.models import User
+        from rest_framework.test import APIClient
+
+        from campaigns.models import Campaign
+        from users.services import recipients_generate
+
+        log(f"seeding {COUNT} recipients")
+        recipients_generate(count=COUNT, seed=2)
+        log("baseline: one connection per email, sequential")
+        baseline = baseline_seconds(stack.smtp.host, stack.smtp.port)
+        log("ceiling: what the sink accepts from 4 persistent connections, no database")
+        ceiling = sink_ceiling_per_s(stack.smtp.host, stack.smtp.port)
+        log("fan-out stage alone")
+        fanout_alone = fanout_alone_seconds()
+        already_in_sink = sink_count(stack)
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        manage = [sys.executable, str(ROOT / "manage.py"), "runworker"]
+        workers.append(
+            subprocess.Popen([*manage, "campaign-fanout", "notification-router", "email-retry"], env=env)
+        )
+        for index in range(SENDER_PROCESSES):
+            workers.append(
+                subprocess.Popen(
+                    [*manage, "email-sender", "--consumer-name", f"bench-sender-{index}"], env=env
+                )
+            )
+        time.sleep(3)  # let the workers import Django and create their groups
+
+        client = APIClient()
+        client.force_authenticate(User.objects.create_user("bench", is_staff=True))
+        log("POST /api/v1/campaigns/")
+        started = time.perf_counter()
+        response = client.post(
+            "/api/v1/campaigns/",
+            {
+                "name": "Bench",
+                "subject": "New Campaign",
+                "body": "Hello {{ name }} {{ lastName }}, meet Bench.",
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        campaign_id = response.json()["id"]
+        fanout_s = routed_s = None
+        last_report = 0.0
+        while True:
+            campaign = Campaign.objects.get(pk=campaign_id)
+            now = time.perf_counter() - started
+            if fanout_s is None and campaign.fanout_done_at:
+                fanout_s = now
+                log(f"fan-out done: {campaign.batches_published} batches")
+            if (
+                routed_s is None
+                and campaign.fanout_done_at
+                and campaign.batches_routed >= campaign.batches_published
+            ):
+                routed_s = now
+                log(f"routing done: {campaign.recipients_count} ledger rows")
+            if campaign.status in ("completed", "completed_with_failures", "cancelled"):
+                break
+            if now - last_report >= 5:
+                log(f"{now:5.1f}s: {campaign.sent_count} sent")
+                last_report = now
+            if now > 600:
+                raise SystemExit(f"campaign did not finish in 600 s: {campaign.sent_count} sent")
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        received = sink_count(stack) - already_in_sink
+        emit(
+            {
+                "benchmark": "campaign_100k",
+                "recipients": COUNT,
+                "status": campaign.status,
+                "sent": campaign.sent_count,
+                "received_by_smtp_sink": received,
+                "seconds_end_to_end": round(elapsed, 2),
+                "emails_per_s": round(campaign.sent_count / elapsed),
+                "fanout_alone_seconds": round(fanout_alone, 2),
+                "fanout_seconds_during_campaign": round(fanout_s or 0, 2),
+                "routing_done_seconds": round(routed_s or 0, 2),
+                "target_s": 60,
+                "sender_processes": SENDER_PROCESSES,
+                "baseline": "one SMTP connection per email, sequential; 1,000 emails scaled to 100,000",
+                "baseline_seconds": round(baseline, 2),
+                "ratio_baseline_over_figure": round(baseline / elapsed, 1),
+                "smtp_sink_ceiling_emails_per_s": round(ceiling),
+                "ratio_figure_over_sink_ceiling": round(campaign.sent_count / elapsed / ceiling, 2),
+            }
+        )
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        stack.close()
+
+
+if __name__ == "__main__":
+    main()

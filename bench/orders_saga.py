@@ -1,0 +1,294 @@
+"""The order saga end to end: POST /order until the order's final status.
+
+    python -m bench.orders_saga [--orders 2000] [--concurrency 20] [--saga-workers 2] [--web-workers 3]
+
+Starts PostgreSQL and Redis (commsplatform.devservers), gunicorn, the four saga consumers
+(`--saga-workers` processes, each running all four) and the outbox relay; seeds ample stock
+and balances; then `--concurrency` keep-alive clients post the orders back to back while a
+reader follows `orders.order.finalized` on the orders stream (so polling adds no load).
+
+Baseline, same run, same gunicorn: `GET /healthz` at the same concurrency — the ceiling of
+the web stack on this machine right now. The seed's own figures (not runnable here) are
+quoted for reference. Targets: every order final, 0 errors, ≥ 300 orders/s end to end,
+POST /order p99 ≤ 50 ms. Never fails on a timing.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from commsplatform.devservers import PostgresServer, RedisServer, free_port, port_is_open
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SEED_REFERENCE = {
+    "posts_per_s": 132,
+    "post_p99_ms": 315,
+    "error_rate": 0.08,
+    "orders_unfinished": "1999 of 2000",
+    "double_charged_with_two_inventory_instances": "186 of 200",
+}
+
+SETUP = """
+from rest_framework.authtoken.models import Token
+from django.contrib.auth import get_user_model
+from accounts.models import Account
+from inventory.models import Product
+from orders.services import shop_reset_to_seed
+shop_reset_to_seed()
+Product.objects.update(stock=10**9)
+Account.objects.update(balance=10**12)
+user, _ = get_user_model().objects.get_or_create(username="bench")
+print(Token.objects.get_or_create(user=user)[0].key)
+"""
+
+CHECK = """
+import json
+from collections import Counter
+from orders.models import Order
+print(json.dumps(dict(Counter(Order.objects.values_list("status", flat=True)))))
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2) if ordered else None
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def spawn(env: dict, tmp: Path, name: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PYTHON, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / f"{name}.log", "ab"),  # noqa: SIM115
+    )
+
+
+def run_clients(port: int, token: str, jobs: list, concurrency: int, send) -> tuple[list[float], int, float]:
+    """Closed loop: `concurrency` keep-alive connections take jobs from a shared list."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    cursor = iter(jobs)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                job = next(cursor, None)
+            if job is None:
+                break
+            started = time.perf_counter()
+            try:
+                ok = send(conn, token, job, started)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                ok = False
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed_ms)
+                if not ok:
+                    errors[0] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors[0], time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--saga-workers", type=int, default=2)
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-orders-"))
+    postgres = PostgresServer().start()
+    redis_server = RedisServer().start()
+    processes: list[subprocess.Popen] = []
+    try:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "commsplatform.settings.base",
+            "DJANGO_DEBUG": "0",
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis_server.url,
+            "LOG_LEVEL": "WARNING",
+            "THROTTLE_USER": "10000000/minute",
+        }
+        log(f"servers up; logs in {tmp}")
+        manage(env, "migrate", "--noinput")
+        token = manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
+        port = free_port()
+        processes.append(
+            spawn(
+                env, tmp, "gunicorn", "-m", "gunicorn", "commsplatform.wsgi", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(args.web_workers), "--worker-class", "gthread", "--threads", "4",
+                "--log-level", "warning",
+            )
+        )  # fmt: skip
+        for index in range(args.saga_workers):
+            processes.append(
+                spawn(
+                    env, tmp, f"saga-{index}", "manage.py", "runworker",
+                    "inventory-reserve", "accounts-charge", "inventory-settle", "orders-status",
+                )
+            )  # fmt: skip
+        processes.append(spawn(env, tmp, "relay", "manage.py", "relay_outbox"))
+        deadline = time.monotonic() + 30
+        while not port_is_open("127.0.0.1", port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
+            time.sleep(0.1)
+        time.sleep(2)  # let the consumers create their groups
+
+        # -- baseline: the bare web stack ---------------------------------------------------
+        def get_healthz(conn, token, job, started) -> bool:
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            return response.status == 200
+
+        log("baseline: GET /healthz")
+        base_lat, base_err, base_s = run_clients(
+            port, token, list(range(args.orders)), args.concurrency, get_healthz
+        )
+        baseline_rps = len(base_lat) / base_s
+
+        # -- the saga -------------------------------------------------------------------------
+        client = redis_server.client()
+        finalized: dict[int, tuple[float, str]] = {}
+        stop = threading.Event()
+
+        def follow_finalized() -> None:
+            last = "$"
+            while not stop.is_set():
+                for _, entries in client.xread({"orders": last}, count=1000, block=200) or []:
+                    now = time.perf_counter()
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        if fields.get("type") == "orders.order.finalized":
+                            payload = json.loads(fields["payload"])
+                            finalized[int(payload["order_id"])] = (now, payload["status"])
+
+        follower = threading.Thread(target=follow_finalized, daemon=True)
+        follower.start()
+        placed: dict[int, float] = {}
+        products = ["201", "202", "203", "204", "205"]
+
+        def post_order(conn, token, job, started) -> bool:
+            body = json.dumps(
+                {"product_ids": [products[job % 5], products[(job * 7) % 5]], "customer_id": "101"}
+            )
+            conn.request(
+                "POST",
+                "/order",
+                body=body,
+                headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                return False
+            placed[int(json.loads(data)["id"])] = started
+            return True
+
+        log(f"saga: {args.orders} orders at concurrency {args.concurrency}")
+        t0 = time.perf_counter()
+        post_lat, post_err, post_s = run_clients(
+            port, token, list(range(args.orders)), args.concurrency, post_order
+        )
+        log(f"posted in {post_s:.1f}s; waiting for final statuses")
+        wait_deadline = time.monotonic() + args.timeout
+        while time.monotonic() < wait_deadline and not set(placed) <= set(finalized):
+            time.sleep(0.05)
+        stop.set()
+        follower.join(timeout=2)
+        done = [oid for oid in placed if oid in finalized]
+        end_to_end_s = (max(finalized[oid][0] for oid in done) - t0) if done else float("nan")
+        to_final_ms = [(finalized[oid][0] - placed[oid]) * 1000 for oid in done]
+        statuses = json.loads(manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
+        orders_per_s = len(done) / end_to_end_s if done else 0.0
+        result = {
+            "benchmark": "orders_saga",
+            "orders": args.orders,
+            "concurrency": args.concurrency,
+            "web_workers": args.web_workers,
+            "saga_workers": args.saga_workers,
+            "figure": {
+                "orders_per_s_end_to_end": round(orders_per_s, 1),
+                "orders_final": len(done),
+                "orders_unfinished": len(placed) - len(done),
+                "statuses": statuses,
+                "errors": post_err,
+                "post_order": {
+                    "per_s": round(len(post_lat) / post_s, 1),
+                    "p50_ms": percentile(post_lat, 0.50),
+                    "p99_ms": percentile(post_lat, 0.99),
+                },
+                "time_to_final": {
+                    "p50_ms": percentile(to_final_ms, 0.50),
+                    "p99_ms": percentile(to_final_ms, 0.99),
+                },
+            },
+            "baseline": {
+                "what": "GET /healthz through the same gunicorn at the same concurrency",
+                "requests_per_s": round(baseline_rps, 1),
+                "p50_ms": percentile(base_lat, 0.50),
+                "p99_ms": percentile(base_lat, 0.99),
+                "errors": base_err,
+            },
+            "ratio_orders_per_s_to_baseline_rps": round(orders_per_s / baseline_rps, 3)
+            if baseline_rps
+            else None,
+            "seed_reference": SEED_REFERENCE,
+            "targets": {
+                "every_order_final": len(done) == args.orders,
+                "zero_errors": post_err == 0,
+                "orders_per_s_at_least_300": orders_per_s >= 300,
+                "post_p99_at_most_50ms": (percentile(post_lat, 0.99) or 1e9) <= 50,
+            },
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        redis_server.stop()
+        postgres.close()
+
+
+if __name__ == "__main__":
+    main()

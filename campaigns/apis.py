@@ -1,0 +1,161 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.pagination import PageNumberPagination
+from notifications.models import Delivery
+
+from .models import Campaign
+from .selectors import campaign_get, campaign_list
+from .services import (
+    campaign_cancel,
+    campaign_create,
+    campaign_queue,
+    campaign_retry_failed,
+    campaign_seed_create,
+)
+from .templating import FIELDS, unknown_fields
+
+
+class CampaignOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    subject = serializers.CharField()
+    body = serializers.CharField()
+    fromEmail = serializers.EmailField(source="from_email")
+    channels = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField()
+    recipients = serializers.IntegerField(source="recipients_count")
+    sent = serializers.IntegerField(source="sent_count")
+    failed = serializers.IntegerField(source="failed_count")
+    skipped = serializers.IntegerField(source="skipped_count")
+    progress = serializers.FloatField(source="progress_percent")
+    createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.DateTimeField(source="started_at")
+    finishedAt = serializers.DateTimeField(source="finished_at")
+
+
+def _template_field(label: str):
+    def validate(value: str) -> str:
+        bad = unknown_fields(value)
+        if bad:
+            raise serializers.ValidationError(
+                f"Unknown template field(s) {', '.join(bad)}; allowed: {', '.join(FIELDS)}."
+            )
+        return value
+
+    return validate
+
+
+class CampaignListApi(APIView):
+    """Campaigns, newest first; POST creates one and (unless `send` is false) starts sending."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        subject = serializers.CharField(max_length=998, validators=[_template_field("subject")])
+        body = serializers.CharField(max_length=100_000, validators=[_template_field("body")])
+        fromEmail = serializers.EmailField(required=False)
+        channels = serializers.ListField(
+            child=serializers.ChoiceField(choices=Delivery.Channel.values),
+            required=False,
+            min_length=1,
+            default=["email"],
+        )
+        send = serializers.BooleanField(required=False, default=True)
+
+        def validate_channels(self, value):
+            return list(dict.fromkeys(value))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=Campaign.Status.values)],
+        responses=CampaignOutputSerializer(many=True),
+        operation_id="campaigns_list",
+    )
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(
+            campaign_list(status=request.query_params.get("status")), request, self
+        )
+        return paginator.get_paginated_response(CampaignOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: CampaignOutputSerializer}, operation_id="campaigns_create"
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        campaign = campaign_create(
+            name=data["name"],
+            subject=data["subject"],
+            body=data["body"],
+            from_email=data.get("fromEmail"),
+            channels=data["channels"],
+            send=data["send"],
+            created_by=request.user,
+        )
+        return Response(CampaignOutputSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+def _get_or_404(campaign_id: int) -> Campaign:
+    campaign = campaign_get(campaign_id=campaign_id)
+    if campaign is None:
+        raise NotFound(f"No campaign with id {campaign_id}.")
+    return campaign
+
+
+class CampaignDetailApi(APIView):
+    """One campaign with its live counters."""
+
+    @extend_schema(responses=CampaignOutputSerializer, operation_id="campaigns_retrieve")
+    def get(self, request, campaign_id: int):
+        return Response(CampaignOutputSerializer(_get_or_404(campaign_id)).data)
+
+
+class CampaignSendApi(APIView):
+    """Start sending a draft."""
+
+    @extend_schema(request=None, responses=CampaignOutputSerializer, operation_id="campaigns_send")
+    def post(self, request, campaign_id: int):
+        _get_or_404(campaign_id)
+        if not campaign_queue(campaign_id=campaign_id):
+            raise ValidationError({"status": ["Only a draft can be sent."]})
+        return Response(CampaignOutputSerializer(_get_or_404(campaign_id)).data)
+
+
+class CampaignCancelApi(APIView):
+    """Cancel a draft, queued or sending campaign; unsent deliveries become `cancelled`."""
+
+    @extend_schema(request=None, responses=CampaignOutputSerializer, operation_id="campaigns_cancel")
+    def post(self, request, campaign_id: int):
+        _get_or_404(campaign_id)
+        if not campaign_cancel(campaign_id=campaign_id):
+            raise ValidationError({"status": ["The campaign has already finished."]})
+        return Response(CampaignOutputSerializer(_get_or_404(campaign_id)).data)
+
+
+class CampaignRetryFailedApi(APIView):
+    """Send again to the failed recipients of a campaign, and to no one else."""
+
+    class OutputSerializer(serializers.Serializer):
+        retried = serializers.IntegerField()
+
+    @extend_schema(request=None, responses=OutputSerializer, operation_id="campaigns_retry_failed")
+    def post(self, request, campaign_id: int):
+        _get_or_404(campaign_id)
+        return Response({"retried": campaign_retry_failed(campaign_id=campaign_id)})
+
+
+class SeedCampaignCreateApi(APIView):
+    """Seed 002's `GET /api/v1/campaign/create`: a `Campaign XXXXX` to every user."""
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer, operation_id="seed_campaign_create", tags=["seed"])
+    def get(self, request):
+        campaign = campaign_seed_create(created_by=request.user)
+        return Response({"id": campaign.pk, "name": campaign.name})

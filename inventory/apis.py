@@ -1,0 +1,33 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.pagination import PageNumberPagination
+
+from .selectors import product_list
+
+
+class ProductOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    price = serializers.IntegerField()
+    stock = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+
+class ProductListApi(APIView):
+    @extend_schema(responses=ProductOutputSerializer(many=True), operation_id="products_list")
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(product_list(), request, view=self)
+        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+
+
+class ProductDetailApi(APIView):
+    @extend_schema(responses=ProductOutputSerializer, operation_id="products_retrieve")
+    def get(self, request, product_id: int):
+        product = product_list().filter(pk=product_id).first()
+        if product is None:
+            raise exceptions.NotFound(f"No product {product_id}.")
+        return Response(ProductOutputSerializer(product).data)

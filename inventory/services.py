@@ -1,0 +1,218 @@
+"""Stock: reserve every line of an order or none, then sell or release the reservation.
+
+Both steps run in batches inside one transaction (the consumer's, which also records the
+events in the inbox): the products of the whole batch are locked first, in id order, so
+two instances reserving overlapping products queue instead of deadlocking; the final
+decrement is still a conditional update, and the database refuses negative stock.
+"""
+
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from workers.events import Event
+from workers.publish import publish_on_commit
+
+from .models import Product, Reservation
+
+logger = logging.getLogger(__name__)
+
+STOCK_RESERVED = "inventory.stock.reserved"
+STOCK_REJECTED = "inventory.stock.rejected"
+STOCK_SOLD = "inventory.stock.sold"
+STOCK_RELEASED = "inventory.stock.released"
+
+# Seed 004's catalogue, with product 204 defined once (the seed defined it twice).
+SEED_PRODUCTS = [
+    (201, "Denon Speakers", 800, 4),
+    (202, "Sonos Speakers", 600, 7),
+    (203, "AudioPro Speakers", 400, 4),
+    (204, "Google Home Mini", 100, 3),
+    (205, "Xiaomi Soundbar", 300, 8),
+]
+
+
+class StockChanged(Exception):
+    """A locked product's stock changed under us: roll back and let the consumer retry."""
+
+
+@dataclass(frozen=True)
+class OrderToReserve:
+    order_id: int
+    customer_id: int
+    lines: dict[int, int]  # product id → quantity
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    order_id: int
+    charged: bool
+
+
+def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Event:
+    """An event with an id derived from its type and order: re-emitting it can never fork the saga."""
+    return Event(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{order_id}")),
+        type=event_type,
+        payload=payload,
+    )
+
+
+def _lock_products(ids) -> dict[int, Product]:
+    """Lock the rows in id order (the one order every writer uses)."""
+    return {
+        p.pk: p
+        for p in Product.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk")
+    }
+
+
+@transaction.atomic
+def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
+    """Reserve every line of each order or none; return order id → reservation status.
+
+    An order that already has a reservation (a redelivery) is skipped. Emits
+    `inventory.stock.reserved` (with the amount to charge) or `inventory.stock.rejected`.
+    """
+    existing = set(
+        Reservation.objects.filter(order_id__in=[o.order_id for o in orders]).values_list(
+            "order_id", flat=True
+        )
+    )
+    todo: dict[int, OrderToReserve] = {}
+    for order in orders:
+        if order.order_id not in existing:
+            todo.setdefault(order.order_id, order)
+    if not todo:
+        return {}
+    products = _lock_products({pid for order in todo.values() for pid in order.lines})
+    available = {pid: product.stock for pid, product in products.items()}
+    taken: Counter[int] = Counter()
+    reservations: list[Reservation] = []
+    events: list[Event] = []
+    for order in todo.values():
+        lines = {str(pid): qty for pid, qty in sorted(order.lines.items())}
+        unknown = [pid for pid in sorted(order.lines) if pid not in products]
+        short = [pid for pid, qty in sorted(order.lines.items()) if pid in products and available[pid] < qty]
+        if unknown or short:
+            reason = "; ".join(
+                part
+                for part in (
+                    f"unknown products {unknown}" if unknown else "",
+                    f"not enough stock of {short}" if short else "",
+                )
+                if part
+            )
+            reservations.append(
+                Reservation(
+                    order_id=order.order_id,
+                    customer_id=order.customer_id,
+                    lines=lines,
+                    status=Reservation.Status.REJECTED,
+                    reason=reason,
+                )
+            )
+            events.append(
+                _saga_event(
+                    STOCK_REJECTED,
+                    order.order_id,
+                    {"order_id": order.order_id, "customer_id": order.customer_id, "reason": reason},
+                )
+            )
+            continue
+        for pid, qty in order.lines.items():
+            available[pid] -= qty
+            taken[pid] += qty
+        amount = sum(products[pid].price * qty for pid, qty in order.lines.items())
+        reservations.append(
+            Reservation(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                lines=lines,
+                amount=amount,
+                status=Reservation.Status.RESERVED,
+            )
+        )
+        events.append(
+            _saga_event(
+                STOCK_RESERVED,
+                order.order_id,
+                {
+                    "order_id": order.order_id,
+                    "customer_id": order.customer_id,
+                    "lines": lines,
+                    "amount": amount,
+                },
+            )
+        )
+    now = timezone.now()
+    for pid in sorted(taken):
+        updated = Product.objects.filter(pk=pid, stock__gte=taken[pid]).update(
+            stock=F("stock") - taken[pid], updated_at=now
+        )
+        if updated != 1:
+            raise StockChanged(f"product {pid}: stock below {taken[pid]} while locked")
+    Reservation.objects.bulk_create(reservations)
+    publish_on_commit("inventory", events)
+    return {r.order_id: r.status for r in reservations}
+
+
+@transaction.atomic
+def stock_settle(*, outcomes: list[PaymentOutcome]) -> dict[int, str]:
+    """Sell the reservation of each charged order, release the stock of each refused one.
+
+    Only reservations still `reserved` change, so a repeated outcome does nothing. Emits
+    `inventory.stock.sold` or `inventory.stock.released`; returns order id → new status.
+    """
+    by_order = {o.order_id: o for o in outcomes}
+    reservations = list(
+        Reservation.objects.select_for_update(no_key=True)
+        .filter(order_id__in=sorted(by_order), status=Reservation.Status.RESERVED)
+        .order_by("order_id")
+    )
+    if not reservations:
+        return {}
+    now = timezone.now()
+    released: Counter[int] = Counter()
+    events: list[Event] = []
+    for reservation in reservations:
+        charged = by_order[reservation.order_id].charged
+        reservation.status = Reservation.Status.SOLD if charged else Reservation.Status.RELEASED
+        reservation.updated_at = now
+        if not charged:
+            for pid, qty in reservation.lines.items():
+                released[int(pid)] += qty
+        events.append(
+            _saga_event(
+                STOCK_SOLD if charged else STOCK_RELEASED,
+                reservation.order_id,
+                {
+                    "order_id": reservation.order_id,
+                    "customer_id": reservation.customer_id,
+                    "amount": reservation.amount,
+                },
+            )
+        )
+    if released:
+        _lock_products(released)
+        for pid in sorted(released):
+            if not Product.objects.filter(pk=pid).update(stock=F("stock") + released[pid], updated_at=now):
+                logger.warning("product %s vanished; %d released unit(s) dropped", pid, released[pid])
+    for new_status in (Reservation.Status.SOLD, Reservation.Status.RELEASED):
+        pks = [r.pk for r in reservations if r.status == new_status]
+        if pks:
+            Reservation.objects.filter(pk__in=pks).update(status=new_status, updated_at=now)
+    publish_on_commit("inventory", events)
+    return {r.order_id: r.status for r in reservations}
+
+
+@transaction.atomic
+def products_reset_to_seed() -> None:
+    """Put the seed's products back with their seed stock and prices."""
+    for pid, name, price, stock in SEED_PRODUCTS:
+        Product.objects.update_or_create(id=pid, defaults={"name": name, "price": price, "stock": stock})

@@ -1,0 +1,176 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.pagination import PageNumberPagination
+
+from .models import Order
+from .selectors import order_get, order_list, shop_report
+from .services import IdempotencyKeyReused, OrderInvalid, order_place, shop_reset_to_seed
+
+
+class IdField(serializers.IntegerField):
+    """A positive id given as a number or as a string of digits (the seed sent "101")."""
+
+    default_error_messages = {"invalid": "Must be a positive integer id (a number or a string of digits)."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, str) and not data.strip().isdigit():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Unprocessable(exceptions.APIException):
+    status_code = 422
+    default_detail = "The request cannot be processed."
+    default_code = "unprocessable"
+
+
+class AnyContentTypeJSONParser(JSONParser):
+    """The seed's gateway parsed every body as JSON whatever its Content-Type."""
+
+    media_type = "*/*"
+
+
+class OrderPlaceInputSerializer(serializers.Serializer):
+    product_ids = serializers.ListField(child=IdField(), allow_empty=False, max_length=100)
+    customer_id = IdField()
+
+
+def _place(request) -> tuple[Order, bool]:
+    serializer = OrderPlaceInputSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    try:
+        return order_place(
+            **serializer.validated_data,
+            user=request.user,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        )
+    except OrderInvalid as exc:
+        raise serializers.ValidationError(exc.errors)
+    except IdempotencyKeyReused as exc:
+        raise Unprocessable(str(exc))
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    customer_id = serializers.IntegerField()
+    product_ids = serializers.ListField(child=serializers.IntegerField())
+    status = serializers.CharField()
+    total = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finalized_at = serializers.DateTimeField(allow_null=True)
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, order: Order) -> str | None:
+        message = getattr(order, "message", None)
+        return message.text if message else None
+
+
+class OrderListApi(APIView):
+    """Orders, newest first (filter by customer_id, status); POST places one."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("customer_id", int),
+            OpenApiParameter("status", str, enum=Order.Status.values),
+        ],
+        responses=OrderOutputSerializer(many=True),
+        operation_id="orders_list",
+    )
+    def get(self, request):
+        customer_id = request.query_params.get("customer_id")
+        if customer_id is not None and not customer_id.isdigit():
+            raise serializers.ValidationError({"customer_id": ["Must be an integer."]})
+        orders = order_list(
+            customer_id=int(customer_id) if customer_id else None, status=request.query_params.get("status")
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=OrderPlaceInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                description="same key + same body → the same order (200); same key + another body → 422",
+            )
+        ],
+        responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},
+        operation_id="orders_place",
+    )
+    def post(self, request):
+        order, created = _place(request)
+        return Response(
+            OrderOutputSerializer(order).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(responses=OrderDetailOutputSerializer, operation_id="orders_retrieve")
+    def get(self, request, order_id: int):
+        order = order_get(order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound(f"No order {order_id}.")
+        return Response(OrderDetailOutputSerializer(order).data)
+
+
+# --- seed 004 routes -------------------------------------------------------------------
+class SeedOrderPlaceApi(APIView):
+    """`POST /order` as the seed's gateway took it; the answer is the pending order."""
+
+    parser_classes = [AnyContentTypeJSONParser]
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        product_ids = serializers.ListField(child=serializers.CharField())
+        customer_id = serializers.CharField()
+        status = serializers.CharField()
+
+    @extend_schema(
+        request=OrderPlaceInputSerializer,
+        responses={200: OutputSerializer},
+        operation_id="seed_order_place",
+        tags=["seed"],
+    )
+    def post(self, request):
+        order, _ = _place(request)
+        return Response(self.OutputSerializer(order).data, status=status.HTTP_200_OK)
+
+
+class SeedReportApi(APIView):
+    """`GET /report`: accounts, inventory and the latest orders."""
+
+    @extend_schema(responses={200: dict}, operation_id="seed_report", tags=["seed"])
+    def get(self, request):
+        return Response(shop_report())
+
+
+class SeedInitDataApi(APIView):
+    """`POST /init-data` (staff): products and accounts back to the seed data."""
+
+    permission_classes = [IsAdminUser]
+    parser_classes = [AnyContentTypeJSONParser]
+
+    @extend_schema(request=None, responses={200: dict}, operation_id="seed_init_data", tags=["seed"])
+    def post(self, request):
+        shop_reset_to_seed()
+        return Response(shop_report())

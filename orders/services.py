@@ -1,0 +1,227 @@
+"""Orders: placing one (the start of the saga) and moving it to its outcome.
+
+The saga, each step in its own app and consumer (see workers/registry.py):
+  orders.order.placed      → inventory reserves every line or none
+  inventory.stock.reserved → accounts charges the total or refuses
+  accounts.payment.*       → inventory sells the reservation or releases the stock
+  inventory.stock.*        → the order moves on: payment-required, then completed,
+                             out-of-stock or insufficient-fund, with a customer message
+                             and `orders.order.finalized` on the orders stream.
+"""
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.selectors import account_exists
+from accounts.services import accounts_reset_to_seed
+from inventory.selectors import product_ids_existing
+from inventory.services import products_reset_to_seed
+from workers.events import Event
+from workers.publish import publish_on_commit
+
+from .models import CustomerMessage, Order
+
+logger = logging.getLogger(__name__)
+
+ORDER_PLACED = "orders.order.placed"
+ORDER_FINALIZED = "orders.order.finalized"
+
+Status = Order.Status
+
+# Which statuses an order may move to from which: stale or repeated updates (two
+# consumer instances, a redelivery) never move an order backwards or out of a final status.
+ALLOWED_FROM: dict[str, set[str]] = {
+    Status.PAYMENT_REQUIRED: {Status.PENDING},
+    Status.COMPLETED: {Status.PENDING, Status.PAYMENT_REQUIRED},
+    Status.OUT_OF_STOCK: {Status.PENDING, Status.PAYMENT_REQUIRED},
+    Status.INSUFFICIENT_FUND: {Status.PENDING, Status.PAYMENT_REQUIRED},
+}
+
+
+class OrderInvalid(Exception):
+    """The order names unknown customers or products; `errors` maps field → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was already used for a different request body."""
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    order_id: int
+    status: str
+    total: int | None = None
+
+
+def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Event:
+    return Event(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{order_id}")),
+        type=event_type,
+        payload=payload,
+    )
+
+
+def _request_hash(customer_id: int, product_ids: list[int]) -> str:
+    body = json.dumps({"customer_id": customer_id, "product_ids": product_ids}, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _replay(order: Order, request_hash: str) -> Order:
+    if order.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key already used for order {order.pk} with a different body."
+        )
+    return order
+
+
+def order_place(
+    *, customer_id: int, product_ids: list[int], user=None, idempotency_key: str | None = None
+) -> tuple[Order, bool]:
+    """Place an order (status pending) and start the saga; return (order, created).
+
+    With an `idempotency_key` (scoped to the user) the same body returns the order
+    placed the first time (created=False); a different body raises IdempotencyKeyReused.
+    Unknown customer or product ids raise OrderInvalid and nothing is written.
+    """
+    request_hash = _request_hash(customer_id, product_ids)
+    if idempotency_key:
+        existing = Order.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replay(existing, request_hash), False
+    errors: dict[str, list[str]] = {}
+    if not account_exists(customer_id):
+        errors["customer_id"] = [f"Unknown customer {customer_id}."]
+    unknown = sorted(set(product_ids) - product_ids_existing(product_ids))
+    if unknown:
+        errors["product_ids"] = [f"Unknown products: {', '.join(map(str, unknown))}."]
+    if errors:
+        raise OrderInvalid(errors)
+    lines: dict[str, int] = {}
+    for pid in product_ids:
+        lines[str(pid)] = lines.get(str(pid), 0) + 1
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                customer_id=customer_id,
+                product_ids=product_ids,
+                created_by=user,
+                idempotency_key=idempotency_key or None,
+                request_hash=request_hash,
+            )
+            publish_on_commit(
+                "orders",
+                _saga_event(
+                    ORDER_PLACED, order.pk, {"order_id": order.pk, "customer_id": customer_id, "lines": lines}
+                ),
+            )
+    except IntegrityError:
+        # Two requests with the same key raced; the other one won.
+        existing = Order.objects.filter(created_by=user, idempotency_key=idempotency_key).first()
+        if not idempotency_key or existing is None:
+            raise
+        return _replay(existing, request_hash), False
+    return order, True
+
+
+def customer_message_text(order: Order) -> str:
+    name = order.customer.name
+    if order.status == Status.COMPLETED:
+        return f"Dear {name}, your order {order.pk} is completed: {order.total} was charged. Thank you!"
+    if order.status == Status.OUT_OF_STOCK:
+        return f"Dear {name}, we are sorry: order {order.pk} is out of stock. Nothing was charged."
+    return (
+        f"Dear {name}, order {order.pk} was not completed: your balance does not cover its total of "
+        f"{order.total}. Nothing was charged."
+    )
+
+
+@transaction.atomic
+def order_status_apply(*, updates: list[StatusUpdate]) -> list[Order]:
+    """Move orders along the saga; return the orders that reached a final status.
+
+    Updates that would move an order backwards (a stale or repeated event) are ignored.
+    A final status stores the customer's message and emits `orders.order.finalized`.
+    """
+    ids = sorted({u.order_id for u in updates})
+    orders = {
+        o.pk: o
+        for o in Order.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("customer")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    }
+    now = timezone.now()
+    changed: dict[int, Order] = {}
+    finalized: list[Order] = []
+    for update in updates:
+        order = orders.get(update.order_id)
+        if order is None:
+            logger.warning("status %s for unknown order %s ignored", update.status, update.order_id)
+            continue
+        if order.status not in ALLOWED_FROM[update.status]:
+            continue
+        order.status = update.status
+        if update.total is not None:
+            order.total = update.total
+        order.updated_at = now
+        if order.is_final:
+            order.finalized_at = now
+            finalized.append(order)
+        changed[order.pk] = order
+    if not changed:
+        return []
+    # One UPDATE per (status, total): far cheaper than bulk_update's per-row CASE.
+    groups: dict[tuple, list[int]] = {}
+    for order in changed.values():
+        groups.setdefault((order.status, order.total, order.finalized_at), []).append(order.pk)
+    for (new_status, total, finalized_at), pks in groups.items():
+        Order.objects.filter(pk__in=pks).update(
+            status=new_status, total=total, finalized_at=finalized_at, updated_at=now
+        )
+    messages = [
+        CustomerMessage(
+            order=order, customer_id=order.customer_id, status=order.status, text=customer_message_text(order)
+        )
+        for order in finalized
+    ]
+    CustomerMessage.objects.bulk_create(messages)
+    # Issue 3's notification pipeline emails the customer from this event when
+    # `customer_email` is set (a consumer of the orders stream; see the README of orders).
+    publish_on_commit(
+        "orders",
+        [
+            _saga_event(
+                ORDER_FINALIZED,
+                message.order.pk,
+                {
+                    "order_id": message.order.pk,
+                    "customer_id": message.order.customer_id,
+                    "customer_name": message.order.customer.name,
+                    "customer_email": message.order.customer.email,
+                    "status": message.status,
+                    "total": message.order.total,
+                    "message": message.text,
+                },
+            )
+            for message in messages
+        ],
+    )
+    return finalized
+
+
+@transaction.atomic
+def shop_reset_to_seed() -> None:
+    """Seed 004's `init-data`: products and accounts back to the seed values (orders are kept)."""
+    products_reset_to_seed()
+    accounts_reset_to_seed()

@@ -1,0 +1,44 @@
+"""Handlers that the runner tests register: real code paths, with controllable failures.
+
+They count their calls in Redis (`calls:<event id>`) so a test can see how often a
+handler really ran, across threads and processes.
+"""
+
+from django.contrib.auth.models import Group
+
+from workers.connection import get_redis
+from workers.events import Event
+from workers.runner import PermanentError
+
+
+def _count(event: Event) -> int:
+    return get_redis().incr(f"calls:{event.id}")
+
+
+def create_group(event: Event) -> None:
+    """A database side effect: one auth Group per event."""
+    _count(event)
+    Group.objects.create(name=event.payload["name"])
+
+
+def create_groups(events: list[Event]) -> None:
+    for event in events:
+        if event.payload.get("poison"):
+            raise PermanentError(f"poison event {event.payload['name']}")
+        create_group(event)
+
+
+def fail_first_time(event: Event) -> None:
+    if _count(event) == 1:
+        raise ConnectionError("simulated transient failure")
+    Group.objects.create(name=event.payload["name"])
+
+
+def always_fail(event: Event) -> None:
+    _count(event)
+    raise RuntimeError("simulated bug")
+
+
+def reject(event: Event) -> None:
+    _count(event)
+    raise PermanentError("simulated bad data")

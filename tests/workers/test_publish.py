@@ -1,0 +1,71 @@
+"""The transactional outbox: events leave after commit, never for a rollback, and the
+relay sends what Redis could not take at commit time."""
+
+import pytest
+from django.db import transaction
+
+from workers.events import Event
+from workers.models import OutboxEvent
+from workers.publish import StreamUnavailable, publish, publish_on_commit, relay_pending
+
+STREAM = "outbox-test"
+
+
+def an_event(n: int = 1) -> Event:
+    return Event(type="tests.thing.happened", payload={"n": n})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_sent_right_after_commit(redis_client):
+    event = an_event()
+    with transaction.atomic():
+        publish_on_commit(STREAM, event)
+        assert redis_client.xlen(STREAM) == 0  # not before the commit
+
+    [(_, fields)] = redis_client.xrange(STREAM)
+    assert fields["id"] == event.id
+    assert fields["payload"] == '{"n":1}'
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_emits_nothing(redis_client):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish_on_commit(STREAM, an_event())
+        raise RuntimeError("the service failed after publishing")
+
+    assert redis_client.exists(STREAM) == 0
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_redis_could_not_take_are_sent_by_the_relay(own_redis_server):
+    # given: Redis is down when the transaction commits
+    own_redis_server.stop()
+    events = [an_event(1), an_event(2)]
+    with transaction.atomic():
+        publish_on_commit(STREAM, events)
+    assert list(OutboxEvent.objects.values_list("attempts", flat=True)) == [1, 1]
+    # when: Redis is back and the relay runs
+    own_redis_server.start()
+    sent = relay_pending(grace_s=0)
+    # then: both sent, in order, and the outbox is empty
+    assert sent == 2
+    client = own_redis_server.client()
+    assert [f["id"] for _, f in client.xrange(STREAM)] == [e.id for e in events]
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_leaves_fresh_rows_to_their_own_sender(redis_client):
+    with transaction.atomic():
+        OutboxEvent.objects.create(stream=STREAM, event_id=an_event().id, fields=an_event().to_fields())
+
+    assert relay_pending(grace_s=60) == 0
+    assert redis_client.exists(STREAM) == 0
+
+
+def test_publishing_while_redis_is_down_raises_stream_unavailable(own_redis_server):
+    own_redis_server.stop()
+    with pytest.raises(StreamUnavailable):
+        publish(STREAM, an_event())

@@ -1,0 +1,102 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.pagination import PageNumberPagination
+
+from .selectors import recipient_get, recipient_list
+from .services import recipient_create, recipients_generate
+
+
+class RecipientOutputSerializer(serializers.Serializer):
+    """The seed's user shape (`lastName`, `deviceId`) plus opt-out and timestamps."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.CharField()
+    lastName = serializers.CharField(source="last_name")
+    email = serializers.EmailField(allow_null=True)
+    mobile = serializers.CharField()
+    deviceId = serializers.CharField(source="device_id")
+    optedOut = serializers.BooleanField(source="opted_out")
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+
+class RecipientListApi(APIView):
+    """Recipients (paginated); POST creates one."""
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+        lastName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+        email = serializers.EmailField(required=False, allow_null=True, default=None)
+        mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+        deviceId = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        optedOut = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("search", str, description="username, email or name contains")],
+        responses=RecipientOutputSerializer(many=True),
+        operation_id="users_list",
+    )
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(
+            recipient_list(search=request.query_params.get("search")), request, self
+        )
+        return paginator.get_paginated_response(RecipientOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: RecipientOutputSerializer}, operation_id="users_create"
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            recipient = recipient_create(
+                username=data["username"],
+                name=data["name"],
+                last_name=data["lastName"],
+                email=data["email"],
+                mobile=data["mobile"],
+                device_id=data["deviceId"],
+                opted_out=data["optedOut"],
+            )
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict)
+        except IntegrityError:  # a concurrent create won the race
+            raise ValidationError({"username": ["A recipient with this username or email already exists."]})
+        return Response(RecipientOutputSerializer(recipient).data, status=status.HTTP_201_CREATED)
+
+
+class RecipientDetailApi(APIView):
+    """One recipient (`GET /api/v1/users/<id>/`, and the seed's `GET /api/v1/user/<id>`)."""
+
+    @extend_schema(responses=RecipientOutputSerializer, operation_id="users_retrieve")
+    def get(self, request, recipient_id: int):
+        recipient = recipient_get(recipient_id=recipient_id)
+        if recipient is None:
+            raise NotFound(f"No user with id {recipient_id}.")
+        return Response(RecipientOutputSerializer(recipient).data)
+
+
+class SeedUserGenerateApi(APIView):
+    """`GET /api/v1/user/generate`: add USERS_GENERATE_COUNT (100,000) fake users. Staff only."""
+
+    permission_classes = [IsAdminUser]
+
+    class OutputSerializer(serializers.Serializer):
+        created = serializers.IntegerField()
+
+    @extend_schema(responses=OutputSerializer, operation_id="seed_users_generate", tags=["seed"])
+    def get(self, request):
+        created = recipients_generate(count=settings.USERS_GENERATE_COUNT)
+        return Response({"created": created})

@@ -1,0 +1,312 @@
+"""Kafka → Redis ingest, the way a sink connector does it: batched, at-least-once.
+
+One `KafkaIngestLoop` per consumer process (Kafka partitions, not threads, carry the
+parallelism: more replicas in the same group share the partitions). Each iteration:
+
+1. `consume(num_messages=batch_size)` one batch (offsets are neither auto-committed nor
+   auto-stored);
+2. the domain handler queues its Redis writes for the whole batch on one pipeline and
+   returns the records it rejects; the loop queues those on the dead-letter stream
+   `<topic>:dlq` (reason, topic, partition, offset, key, raw value) and the consumer
+   counters on the same pipeline, and executes it: one round trip per batch;
+3. only after the pipeline returned are the batch's offsets committed (synchronously).
+
+A crash between 2 and 3 replays the batch; the handler's writes must therefore be
+idempotent (the telemetry upsert compares timestamps atomically, so a replay is a no-op).
+Redis being unavailable (or any unexpected error) retries the same batch with capped,
+jittered backoff and never commits past it; a handler that raises on some record is
+retried record by record and the failing record is dead-lettered, so one bad message can
+neither stop the consumer nor be skipped silently.
+
+Shutdown: the stop event ends the loop after the batch in hand is written and committed;
+`close()` then leaves the group so the partitions move at once. Partitions revoked by a
+rebalance first get the commit of anything written but not yet committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from . import metrics
+from .connection import UNAVAILABLE_ERRORS, get_redis
+from .runner import compute_backoff
+from .trimming import trim_stream
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record the handler will never accept (bad data): it goes to the dead-letter stream."""
+
+    record: KafkaRecord
+    reason: str
+
+
+# handler(records, pipe) -> rejected: queue the Redis writes for the accepted records on
+# `pipe` (do not execute it) and return the rejected ones. Called again with a fresh
+# pipeline when the batch is retried, so it must not keep state between calls.
+BatchHandler = Callable[[list[KafkaRecord], "redis.client.Pipeline"], list[Rejected]]
+
+
+@dataclass(frozen=True)
+class KafkaIngestSpec:
+    name: str  # the consumer's name in `runworker` and in the metrics
+    topic: str
+    group: str
+    bootstrap_servers: str
+    handler: BatchHandler
+    batch_size: int = 1000
+    poll_timeout_s: float = 0.5
+    session_timeout_ms: int = 6000
+    dlq_stream: str | None = None  # default "<topic>:dlq"
+    trim_streams: Sequence[str] = ()  # streams the handler writes to, trimmed periodically
+    trim_interval_s: float = 30.0
+    retry_cap_s: float = 5.0
+    config: dict[str, Any] = field(default_factory=dict)  # extra librdkafka settings (security, ...)
+
+    @property
+    def dlq(self) -> str:
+        return self.dlq_stream or f"{self.topic}:dlq"
+
+    def consumer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group,
+            "client.id": f"{self.name}-{socket.gethostname()}-{os.getpid()}",
+            # At-least-once: we commit explicit offsets, and only after the writes are durable.
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            # A short session lets a dead consumer's partitions move quickly and keeps the
+            # group join short on brokers that wait for a session timeout (Tansu).
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.session_timeout_ms // 6),
+            "topic.metadata.refresh.interval.ms": 30_000,
+            "logger": logger,
+            **self.config,
+        }
+
+
+def record_from_message(message: Any) -> KafkaRecord:
+    return KafkaRecord(message.topic(), message.partition(), message.offset(), message.key(), message.value())
+
+
+def dead_letter_fields(rejected: Rejected, *, consumer: str, group: str) -> dict[str, str]:
+    record = rejected.record
+    return {
+        "reason": rejected.reason[:2000],
+        "topic": record.topic,
+        "partition": str(record.partition),
+        "offset": str(record.offset),
+        "key": _text(record.key),
+        "value": _text(record.value),
+        "consumer": consumer,
+        "group": group,
+        "at": str(int(time.time() * 1000)),
+    }
+
+
+def _text(raw: bytes | None) -> str:
+    # The raw value is kept verbatim when it is text; other bytes are escaped, not lost.
+    return "" if raw is None else raw.decode("utf-8", errors="backslashreplace")
+
+
+class KafkaIngestLoop:
+    def __init__(self, spec: KafkaIngestSpec, *, stop: threading.Event):
+        self.spec = spec
+        self.stop = stop
+        self._consumer: Consumer | None = None
+        # Written to Redis, commit not yet confirmed: (topic, partition) -> next offset.
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        self._next_trim = time.monotonic() + spec.trim_interval_s
+        self.batches = 0
+        self.records = 0
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> None:
+        spec = self.spec
+        logger.info(
+            "kafka ingest %s: topic %s, group %s at %s",
+            spec.name,
+            spec.topic,
+            spec.group,
+            spec.bootstrap_servers,
+        )
+        consumer = self._consumer = Consumer(spec.consumer_config())
+        consumer.subscribe(
+            [spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        try:
+            while not self.stop.is_set():
+                self.run_once()
+        finally:
+            # Everything written was committed (or its commit failed and it will be
+            # replayed harmlessly); close() leaves the group so partitions move now.
+            try:
+                consumer.close()
+            except KafkaException as exc:
+                logger.warning("kafka ingest %s: close failed: %s", spec.name, exc)
+            logger.info("kafka ingest %s stopped after %d records", spec.name, self.records)
+
+    def run_once(self) -> int:
+        """Consume one batch, write it, commit it. Return the number of records."""
+        assert self._consumer is not None
+        messages = self._consumer.consume(num_messages=self.spec.batch_size, timeout=self.spec.poll_timeout_s)
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(record_from_message(message))
+            elif error.fatal():
+                raise KafkaException(error)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                logger.warning("kafka ingest %s: %s", self.spec.name, error)
+        if records and self._write(records):
+            self._commit(records)
+            self.batches += 1
+            self.records += len(records)
+        self._maybe_trim()
+        return len(records)
+
+    # -- writing ------------------------------------------------------------------------
+    def _write(self, records: list[KafkaRecord]) -> bool:
+        """Write the batch (and its dead letters) until it succeeds; False if stopped first."""
+        failures = 0
+        while True:
+            try:
+                self._execute(records)
+                return True
+            except UNAVAILABLE_ERRORS as exc:
+                reason = f"Redis unavailable ({exc})"
+            except Exception as exc:  # a Redis error reply or a handler bug: retried, never skipped
+                logger.exception(
+                    "kafka ingest %s: writing a batch of %d failed", self.spec.name, len(records)
+                )
+                reason = repr(exc)
+            delay = compute_backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
+            failures += 1
+            logger.warning("kafka ingest %s: %s; retrying the batch in %.1fs", self.spec.name, reason, delay)
+            if self.stop.wait(delay):
+                logger.info(
+                    "kafka ingest %s: stopping with a batch unwritten; it will be redelivered", self.spec.name
+                )
+                return False
+
+    def _execute(self, records: list[KafkaRecord]) -> None:
+        pipe = get_redis().pipeline(transaction=False)
+        try:
+            rejected = self.spec.handler(records, pipe)
+        except UNAVAILABLE_ERRORS:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "kafka ingest %s: handler failed on the batch (%r); isolating the record", self.spec.name, exc
+            )
+            pipe = get_redis().pipeline(transaction=False)
+            rejected = self._handle_one_by_one(records, pipe)
+        for item in rejected:
+            pipe.xadd(self.spec.dlq, dead_letter_fields(item, consumer=self.spec.name, group=self.spec.group))
+        metrics.incr_consumer(
+            pipe, self.spec.name, processed=len(records) - len(rejected), dead_lettered=len(rejected)
+        )
+        pipe.execute()
+        if rejected:
+            logger.warning(
+                "kafka ingest %s: %d record(s) dead-lettered to %s",
+                self.spec.name,
+                len(rejected),
+                self.spec.dlq,
+            )
+
+    def _handle_one_by_one(self, records: list[KafkaRecord], pipe: redis.client.Pipeline) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        for record in records:
+            queued = len(pipe)
+            try:
+                rejected.extend(self.spec.handler([record], pipe))
+            except UNAVAILABLE_ERRORS:
+                raise
+            except Exception as exc:
+                del pipe.command_stack[queued:]  # drop whatever the failing call queued
+                rejected.append(Rejected(record, f"handler error: {exc!r}"))
+        return rejected
+
+    # -- committing ---------------------------------------------------------------------
+    def _commit(self, records: list[KafkaRecord]) -> None:
+        for record in records:
+            key = (record.topic, record.partition)
+            if record.offset + 1 > self._uncommitted.get(key, -1):
+                self._uncommitted[key] = record.offset + 1
+        self._commit_uncommitted()
+
+    def _commit_uncommitted(self, only: set[tuple[str, int]] | None = None) -> None:
+        assert self._consumer is not None
+        keys = [key for key in self._uncommitted if only is None or key in only]
+        if not keys:
+            return
+        offsets = [
+            TopicPartition(topic, partition, self._uncommitted[(topic, partition)])
+            for topic, partition in keys
+        ]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance took the partition: its new owner replays from the last commit,
+            # which the idempotent writes make harmless.
+            logger.warning(
+                "kafka ingest %s: offset commit failed (%s); records will be replayed", self.spec.name, exc
+            )
+            return
+        for key in keys:
+            self._uncommitted.pop(key, None)
+
+    # -- rebalancing --------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("kafka ingest %s: assigned %s", self.spec.name, _describe(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("kafka ingest %s: revoked %s", self.spec.name, _describe(partitions))
+        self._commit_uncommitted({(p.topic, p.partition) for p in partitions})
+        for p in partitions:
+            self._uncommitted.pop((p.topic, p.partition), None)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.warning("kafka ingest %s: lost %s (already reassigned)", self.spec.name, _describe(partitions))
+        for p in partitions:
+            self._uncommitted.pop((p.topic, p.partition), None)
+
+    # -- housekeeping -------------------------------------------------------------------
+    def _maybe_trim(self) -> None:
+        now = time.monotonic()
+        if not self.spec.trim_streams or now < self._next_trim:
+            return
+        self._next_trim = now + self.spec.trim_interval_s
+        for stream in self.spec.trim_streams:
+            try:
+                trim_stream(stream)
+            except (redis.ResponseError, *UNAVAILABLE_ERRORS) as exc:
+                logger.warning("kafka ingest %s: trimming %s failed: %s", self.spec.name, stream, exc)
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
