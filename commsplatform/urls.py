@@ -18,6 +18,7 @@ api_v1 = [
     path("users/", include(("users.urls", "users"))),
     path("campaigns/", include(("campaigns.urls", "campaigns"))),
     path("batteries/", include(("telemetry.urls", "batteries"))),
+    path("weather/", include(("weather.urls", "weather"))),
 ]
 
 urlpatterns = [
@@ -33,6 +34,7 @@ urlpatterns = [
     path("", include("orders.seed_urls")),
     path("", include("users.seed_urls")),
     path("", include("campaigns.seed_urls")),
+    path("", include("weather.seed_urls")),
     # Anything else is a JSON 404, also with DEBUG on (the admin keeps its own pages).
     re_path(r"^(?!admin/|static/).*$", errors.json_404),
 ]

@@ -1,3 +1,1 @@
-from django.contrib import admin
-
-# Register your models here.
+# No models to register: requests and replies are stream entries (see /api/v1/streams/).

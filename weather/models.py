@@ -1,3 +1,1 @@
-from django.db import models
-
-# Create your models here.
+# The weather app stores nothing: requests and replies live only on the streams.

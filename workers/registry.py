@@ -88,6 +88,16 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             description="email batches → SMTP (one persistent connection per thread)",
         ),
         # seed 003: weather request/reply
+        ConsumerSpec(
+            name="weather",
+            stream="weather_requests",
+            group="weather",
+            handler="weather.handlers.handle_weather_request",
+            inbox=False,  # no DB writes; a repeated reply is discarded by the waiting web process
+            batch_size=settings.WEATHER_BATCH_SIZE,  # requests a terminal takes at once
+            concurrency=settings.WEATHER_TERMINALS,
+            description="weather-requests → forecast → weather-responses (the seed's terminals)",
+        ),
         # seed 004: order / inventory / account saga (see orders/services.py for the flow)
         ConsumerSpec(
             name="inventory-reserve",

@@ -1,0 +1,169 @@
+import math
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commsplatform.errors import ServiceUnavailable
+
+from .health import check_weather_circuit
+from .resilience import RETRYABLE, CircuitOpen
+from .selectors import forecast_sample_list, weather_status
+from .services import ForecastTimeout, forecast_request
+
+
+class StrictCharField(serializers.CharField):
+    """Refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class AnyContentTypeJSONParser(JSONParser):
+    """The seed's ingress parsed every body as JSON whatever its Content-Type."""
+
+    media_type = "*/*"
+
+
+class GatewayTimeout(exceptions.APIException):
+    status_code = 504
+    default_detail = "No forecast arrived in time."
+    default_code = "gateway_timeout"
+
+
+def request_forecast(*, city: str, location: str) -> dict:
+    """Call the service and turn its failures into the API's 503/504 answers."""
+    try:
+        return forecast_request(city=city, location=location)
+    except CircuitOpen as exc:
+        raise ServiceUnavailable(
+            f"The weather service is temporarily unavailable: {exc}",
+            retry_after=max(1, math.ceil(exc.retry_after)),
+        ) from exc
+    except RETRYABLE as exc:
+        raise ServiceUnavailable(
+            "Redis is unreachable; the forecast request was not sent. Retry shortly."
+        ) from exc
+    except ForecastTimeout as exc:
+        raise GatewayTimeout(
+            f"No forecast within {exc.timeout:g} s for request {exc.request_id}: "
+            "the weather terminals are down or overloaded. Retry later."
+        ) from exc
+
+
+class ForecastInputSerializer(serializers.Serializer):
+    city = StrictCharField(max_length=200, error_messages={"invalid": "Must be a string."})
+    location = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+
+    class Meta:
+        ref_name = "WeatherForecastRequest"
+
+
+class WeatherForecastCityApi(APIView):
+    """Seed route `POST /WeatherForecast/city`: ask a terminal for a city's forecast."""
+
+    parser_classes = [AnyContentTypeJSONParser]
+
+    class OutputSerializer(serializers.Serializer):
+        city = serializers.CharField()
+        location = serializers.CharField(allow_blank=True)
+        forecastTime = serializers.CharField()  # noqa: N815 (the seed's field names)
+        temperature = serializers.FloatField()
+        condition = serializers.CharField()
+        humidity = serializers.IntegerField()
+        windSpeed = serializers.FloatField()  # noqa: N815
+        requestId = serializers.CharField()  # noqa: N815
+
+        class Meta:
+            ref_name = "SeedWeatherForecast"
+
+    @extend_schema(
+        request=ForecastInputSerializer,
+        responses={200: OutputSerializer},
+        operation_id="seed_weather_forecast_city",
+        tags=["seed"],
+    )
+    def post(self, request):
+        serializer = ForecastInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reply = request_forecast(**serializer.validated_data)
+        return Response(self.OutputSerializer(reply).data, status=status.HTTP_200_OK)
+
+
+class WeatherForecastSampleApi(APIView):
+    """Seed route `GET /WeatherForecast`: five sample forecasts (the .NET template's)."""
+
+    class OutputSerializer(serializers.Serializer):
+        date = serializers.CharField()
+        temperatureC = serializers.IntegerField()  # noqa: N815
+        temperatureF = serializers.IntegerField()  # noqa: N815
+        summary = serializers.CharField()
+
+        class Meta:
+            ref_name = "SeedWeatherSample"
+
+    @extend_schema(
+        responses=OutputSerializer(many=True), operation_id="seed_weather_forecast_samples", tags=["seed"]
+    )
+    def get(self, request):
+        return Response(self.OutputSerializer(forecast_sample_list(), many=True).data)
+
+
+class WeatherHealthApi(APIView):
+    """Seed route `GET /WeatherForecast/health`: Healthy unless the Redis circuit is open."""
+
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: dict, 503: dict}, operation_id="seed_weather_health", tags=["seed"])
+    def get(self, request):
+        result = check_weather_circuit()
+        body = {"status": "Healthy" if result.ok else "Unhealthy", **result.details}
+        return Response(body, status=200 if result.ok else 503)
+
+
+class WeatherStatusApi(APIView):
+    """Seed route `GET /WeatherForecast/status`: breaker, reply listener, pending requests, queue."""
+
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: dict}, operation_id="seed_weather_status", tags=["seed"])
+    def get(self, request):
+        return Response(weather_status())
+
+
+class ForecastCreateApi(APIView):
+    """Ask a weather terminal for a city's forecast (request/reply over Redis Streams).
+
+    503 while the Redis circuit breaker is open; 504 when no terminal answers in time.
+    """
+
+    class OutputSerializer(serializers.Serializer):
+        request_id = serializers.CharField(source="requestId")
+        city = serializers.CharField()
+        location = serializers.CharField(allow_blank=True)
+        forecast_time = serializers.DateTimeField(source="forecastTime")
+        temperature = serializers.FloatField(help_text="°C")
+        condition = serializers.CharField()
+        humidity = serializers.IntegerField(help_text="%")
+        wind_speed = serializers.FloatField(source="windSpeed", help_text="km/h")
+
+        class Meta:
+            ref_name = "WeatherForecast"
+
+    @extend_schema(
+        request=ForecastInputSerializer,
+        responses={200: OutputSerializer},
+        operation_id="weather_forecast_create",
+    )
+    def post(self, request):
+        serializer = ForecastInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reply = request_forecast(**serializer.validated_data)
+        return Response(self.OutputSerializer(reply).data, status=status.HTTP_200_OK)

@@ -1,0 +1,74 @@
+"""Where forecasts come from: a small interface and the built-in provider.
+
+The seed's proxy "terminals" invented a forecast per request; here that is a provider
+behind `ForecastProvider`, chosen by settings.WEATHER_PROVIDER (a dotted path), so a real
+weather API can replace it without touching the stream plumbing.
+"""
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+CONDITIONS = (
+    "Sunny",
+    "Partly Cloudy",
+    "Cloudy",
+    "Overcast",
+    "Light Rain",
+    "Rain",
+    "Thunderstorm",
+    "Snow",
+    "Fog",
+    "Windy",
+)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    city: str
+    location: str
+    forecast_time: datetime
+    temperature: float  # °C
+    condition: str
+    humidity: int  # %
+    wind_speed: float  # km/h
+
+
+class ForecastProvider(Protocol):
+    def forecast(self, *, city: str, location: str, at: datetime) -> Forecast: ...
+
+
+class BuiltinForecastProvider:
+    """Deterministic per city and hour: the same city asked within the same UTC hour gets
+    the same forecast (from any process), so replies are checkable and cache-friendly.
+
+    `delay_ms` (settings.WEATHER_PROCESSING_DELAY_MS) simulates a slow upstream.
+    """
+
+    def __init__(self, *, delay_ms: int | None = None):
+        self.delay_ms = settings.WEATHER_PROCESSING_DELAY_MS if delay_ms is None else delay_ms
+
+    def forecast(self, *, city: str, location: str, at: datetime) -> Forecast:
+        if self.delay_ms:
+            time.sleep(self.delay_ms / 1000)
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        # A str seed is hashed with SHA-512 by `random`: stable across processes and hosts.
+        rng = random.Random(f"{city.strip().casefold()}|{hour.isoformat()}")
+        return Forecast(
+            city=city,
+            location=location,
+            forecast_time=hour + timedelta(hours=1),
+            temperature=round(rng.uniform(-20, 40), 1),
+            condition=rng.choice(CONDITIONS),
+            humidity=rng.randint(10, 100),
+            wind_speed=round(rng.uniform(0, 80), 1),
+        )
+
+
+def get_provider() -> ForecastProvider:
+    return import_string(settings.WEATHER_PROVIDER)()

@@ -1,0 +1,196 @@
+"""How a web process gets its replies: one listener thread per process, one Event per waiter.
+
+Design (chosen over per-process reply streams):
+
+- Each web process (gunicorn worker) runs ONE daemon thread doing a blocking
+  `XREAD BLOCK … STREAMS weather-responses <last id>` without a consumer group. Every web
+  process therefore sees every reply; it wakes only the waiter whose requestId it holds
+  (a dict requestId → threading.Event) and drops the rest. A request thread never polls:
+  it sleeps on its Event until the listener sets it or the timeout passes.
+- Why not a group on the reply stream: a group hands each reply to ONE process, usually not
+  the one waiting. Why not a reply stream per process: names must be announced in every
+  request, and streams of dead processes must be found and deleted; with a handful of web
+  processes, reading every reply is cheaper than that bookkeeping. (Past ~50 web processes,
+  per-process reply streams would win; the request entry would then carry a `replyTo`.)
+- No gap at start: before the first request of a process is published, the listener reads
+  the stream's last id synchronously and continues from exactly there (not `$`), so a reply
+  that arrives before the thread's first XREAD is not missed. A Redis restart does not lose
+  replies either: new entry ids are time-based and larger than the last one seen.
+- A timed-out waiter is removed at once (`forget` in a finally); a reply for a requestId
+  nobody here waits for (another process's, or one that arrived too late) is discarded and
+  counted in `weather_replies_discarded_total`. A duplicate reply (a reclaimed request
+  processed twice) finds its waiter already answered and is discarded the same way.
+- Forked processes (gunicorn) start their own listener: the router checks the pid.
+"""
+
+import logging
+import os
+import threading
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from prometheus_client import Counter, Gauge
+
+from workers.connection import UNAVAILABLE_ERRORS, get_redis
+from workers.publish import stream_name
+
+logger = logging.getLogger(__name__)
+
+PENDING = Gauge(
+    "ingress_pending_requests",
+    "Requests waiting for their reply in this web process",
+    multiprocess_mode="livesum",
+)
+DISCARDED = Counter(
+    "weather_replies_discarded", "Replies nobody in this process was waiting for (late or not ours)"
+)
+
+
+class _Waiter:
+    __slots__ = ("event", "reply")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply: str | None = None
+
+
+class ReplyRouter:
+    def __init__(self, stream: str):
+        self.stream = stream
+        self._waiters: dict[str, _Waiter] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._last_id = "0-0"
+        self._stop = threading.Event()
+        self.last_error: str | None = None
+
+    # -- request side ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the listener of this process if needed. Talks to Redis (may raise)."""
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            tail = get_redis().xrevrange(self.stream, count=1)
+            self._last_id = tail[0][0] if tail else "0-0"
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="weather-replies", daemon=True)
+            self._thread.start()
+
+    def expect(self, request_id: str) -> _Waiter:
+        """Register interest in `request_id` BEFORE publishing the request."""
+        waiter = _Waiter()
+        with self._lock:
+            self._waiters[request_id] = waiter
+        PENDING.inc()
+        return waiter
+
+    def forget(self, request_id: str) -> None:
+        """Remove the waiter (answered, timed out, or the publish failed)."""
+        with self._lock:
+            removed = self._waiters.pop(request_id, None)
+        if removed is not None:
+            PENDING.dec()
+
+    def pending(self) -> int:
+        return len(self._waiters)
+
+    def listening(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._pid == os.getpid()
+
+    def _after_fork(self) -> None:
+        # A forked child (a gunicorn worker) has no listener thread and none of the
+        # parent's waiters; its first request starts its own listener.
+        self._lock = threading.Lock()
+        self._waiters = {}
+        self._thread = None
+        self._pid = None
+
+    # -- listener thread --------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        # The blocking read must return before the socket timeout fires.
+        block_ms = int(min(settings.WEATHER_LISTENER_BLOCK_MS, settings.REDIS_SOCKET_TIMEOUT * 1000 / 2))
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                response = get_redis().xread({self.stream: self._last_id}, count=1000, block=block_ms)
+                failures = 0
+                self.last_error = None
+            except UNAVAILABLE_ERRORS as exc:
+                if self._stop.is_set():
+                    break
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = min(2.0, 0.05 * 2**failures)
+                failures += 1
+                logger.warning("weather reply listener: Redis unavailable (%s); retry in %.2fs", exc, delay)
+                self._stop.wait(delay)
+                continue
+            except Exception:  # never let the process lose its listener
+                logger.exception("weather reply listener: unexpected error")
+                self._stop.wait(0.5)
+                continue
+            for _stream, entries in response or ():
+                for entry_id, fields in entries:
+                    self._last_id = entry_id
+                    self._deliver(fields.get("requestId", ""), fields.get("data"))
+
+    def _deliver(self, request_id: str, data: str | None) -> None:
+        with self._lock:
+            waiter = self._waiters.get(request_id)
+        if waiter is None or waiter.event.is_set():
+            DISCARDED.inc()
+            return
+        waiter.reply = data
+        waiter.event.set()
+
+
+_routers: dict[str, ReplyRouter] = {}
+_routers_lock = threading.Lock()
+
+
+def get_router() -> ReplyRouter:
+    """The router of this process for the configured reply stream."""
+    name = stream_name("weather_responses")
+    router = _routers.get(name)
+    if router is None:
+        with _routers_lock:
+            router = _routers.setdefault(name, ReplyRouter(name))
+    return router
+
+
+def wait_for(waiter: _Waiter, timeout: float) -> str | None:
+    """Sleep until the reply arrives or `timeout` passes; the reply's `data`, or None."""
+    waiter.event.wait(timeout)
+    return waiter.reply
+
+
+def stop_listeners() -> None:
+    """Stop this process's listener threads (they exit within one blocking read)."""
+    with _routers_lock:
+        for router in _routers.values():
+            router.stop()
+        _routers.clear()
+
+
+def _on_setting_changed(*, setting: str, **kwargs) -> None:
+    if setting in ("REDIS_URL", "STREAMS"):  # tests pointing Django at another server
+        stop_listeners()
+
+
+setting_changed.connect(_on_setting_changed)
+
+
+def _after_fork_in_child() -> None:
+    global _routers_lock
+    _routers_lock = threading.Lock()
+    for router in _routers.values():
+        router._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
