@@ -1,0 +1,49 @@
+# Developer entry points. Everything runs from the virtualenv in $(VENV), created on demand.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+COMPOSE := docker compose -f docker/compose.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint fmt bench up down clean
+
+help:
+	@echo "make run    the whole platform locally (embedded Redis, Kafka, SMTP; SQLite)"
+	@echo "make test   lint, then the pytest suite (starts its own PostgreSQL and Redis)"
+	@echo "make lint | fmt | bench | up | down | clean"
+
+install: $(INSTALLED)
+
+# Re-installs when a requirements file changes.
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+run: $(INSTALLED)
+	$(BIN)/python -m commsplatform.devstack
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(INSTALLED)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+up:
+	$(COMPOSE) up -d --build
+
+down:
+	$(COMPOSE) down
+
+clean:
+	rm -rf var staticfiles .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

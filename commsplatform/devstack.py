@@ -1,0 +1,165 @@
+"""`python -m commsplatform.devstack`, what `make run` runs: the whole platform on one machine.
+
+Starts whatever backing service the environment does not name (Redis unless REDIS_URL,
+a Kafka-compatible broker unless KAFKA_BOOTSTRAP_SERVERS, an SMTP sink unless
+EMAIL_HOST), migrates the database (SQLite in ./var unless DATABASE_URL), ensures the
+admin login, then supervises web (gunicorn), the workers and the outbox relay with
+honcho. Ctrl-C or SIGTERM stops the processes first, then the servers they use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from honcho.manager import Manager
+
+from commsplatform.devservers import KafkaBroker, RedisServer, ServerStartError, SmtpSinkProcess, port_is_open
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR = BASE_DIR / "var"
+PYTHON = sys.executable
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> NoReturn:
+    # Until honcho takes over the signals: unwind, so the ExitStack stops the servers.
+    raise SystemExit(128 + signum)
+
+
+def _start_servers(servers: ExitStack, env: dict[str, str]) -> dict[str, str]:
+    """Start the missing backing services, export their addresses in `env`, describe them."""
+    described: dict[str, str] = {}
+    if env.get("REDIS_URL"):
+        described["Redis"] = f"{_without_password(env['REDIS_URL'])} (from REDIS_URL)"
+    else:
+        redis = servers.enter_context(RedisServer(appendonly=True, data_dir=VAR / "redis"))
+        env["REDIS_URL"] = redis.url
+        described["Redis"] = f"{redis.url} (embedded, AOF in var/redis)"
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        described["Kafka"] = f"{env['KAFKA_BOOTSTRAP_SERVERS']} (from KAFKA_BOOTSTRAP_SERVERS)"
+    else:
+        kafka = servers.enter_context(KafkaBroker(data_dir=VAR / "kafka"))
+        env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+        described["Kafka"] = f"{kafka.bootstrap} (embedded Tansu, in memory)"
+    if env.get("EMAIL_HOST"):
+        described["SMTP"] = f"{env['EMAIL_HOST']}:{env.get('EMAIL_PORT', '25')} (from EMAIL_HOST)"
+    else:
+        smtp = servers.enter_context(SmtpSinkProcess(maildir=VAR / "mail", data_dir=VAR / "smtp"))
+        env["EMAIL_HOST"], env["EMAIL_PORT"] = smtp.host, str(smtp.port)
+        described["SMTP"] = f"{smtp.host}:{smtp.port} (sink: mail in var/mail, log var/smtp/smtp.log)"
+    database = env.get("DATABASE_URL")
+    described["Database"] = _without_password(database) if database else "SQLite var/db.sqlite3"
+    return described
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
+def _manage(*args: str, env: dict[str, str], capture: bool = False) -> str:
+    """Run a management command to completion; return its stdout when `capture`."""
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE if capture else None,
+        text=True,
+    )
+    return result.stdout or ""
+
+
+def _banner(base_url: str, services: dict[str, str], admin: dict[str, str]) -> str:
+    rows = {
+        "API": f"{base_url}/api/v1/",
+        "Swagger UI": f"{base_url}/api/docs/",
+        "Admin": f"{base_url}/admin/",
+        "Admin login": f"{admin['username']} / {admin['password']}",
+        "API token": f"{admin['token']}  (Authorization: Token {admin['token']})",
+        **services,
+    }
+    width = max(map(len, rows))
+    lines = [f"  {name.ljust(width)}  {value}" for name, value in rows.items()]
+    rule = "=" * 78
+    return "\n".join([rule, "commsplatform is up", *lines, "Ctrl-C stops everything.", rule])
+
+
+def _announce_when_web_answers(port: int, banner: str, stopped: threading.Event) -> None:
+    # The banner goes out once gunicorn listens, so it is not buried under start-up logs.
+    for _ in range(600):
+        if stopped.is_set():
+            return
+        if port_is_open("127.0.0.1", port):
+            break
+        stopped.wait(0.1)
+    else:
+        print("web did not open its port within 60 s; see the web log above.", flush=True)
+    print(banner, flush=True)
+
+
+def _processes(env: dict[str, str]) -> dict[str, str]:
+    commands = {
+        "web": [PYTHON, "-m", "gunicorn", "commsplatform.wsgi", "-c", "docker/gunicorn.conf.py"],
+        "worker": [PYTHON, "manage.py", "runworker", "--all"],
+        "relay": [PYTHON, "manage.py", "relay_outbox"],
+    }
+    # honcho runs each through a shell; exec makes the real process the signal target.
+    return {name: f"exec {shlex.join(argv)}" for name, argv in commands.items()}
+
+
+def main() -> int:
+    """Run the stack until Ctrl-C/SIGTERM or until one process exits; return the exit code."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "commsplatform.settings.base")
+    env.setdefault("PORT", "8000")
+    env.setdefault("BIND_HOST", "127.0.0.1")
+    env["PYTHONUNBUFFERED"] = "1"
+
+    with ExitStack() as servers:
+        try:
+            services = _start_servers(servers, env)
+            _manage("migrate", "--noinput", env=env)
+            admin = json.loads(
+                _manage("ensure_admin", "--json", env=env, capture=True).strip().splitlines()[-1]
+            )
+        except ServerStartError as exc:
+            print(f"devstack: {exc}", file=sys.stderr)
+            return 1
+        except subprocess.CalledProcessError as exc:
+            print(f"devstack: {shlex.join(exc.cmd[1:])} failed (exit code {exc.returncode})", file=sys.stderr)
+            return exc.returncode
+        banner = _banner(f"http://127.0.0.1:{env['PORT']}", services, admin)
+
+        manager = Manager()
+        for name, command in _processes(env).items():
+            manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
+        stopped = threading.Event()
+        announcer = threading.Thread(
+            target=_announce_when_web_answers, args=(int(env["PORT"]), banner, stopped), daemon=True
+        )
+        announcer.start()
+        try:
+            manager.loop()
+        finally:
+            stopped.set()
+        print("processes stopped; stopping the embedded servers", flush=True)
+    # Stopped by a signal is how a dev stack normally ends, not a failure.
+    return 0 if manager.returncode in (130, 143) else int(manager.returncode or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

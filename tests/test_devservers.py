@@ -1,0 +1,155 @@
+"""Smoke tests of the real servers the suite and `make run` rely on."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from django.db import connection
+
+from commsplatform.devservers import RedisServer, SmtpServer
+from tests.helpers import database_url, wait_until
+
+
+def _mail(to: list[str], subject: str = "Hello") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "test@test.com"
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{uuid.uuid4()}@test>"
+    message.set_content("body text")
+    return message
+
+
+def test_redis_restart_keeps_the_port_and_clients_reconnect(own_redis_server: RedisServer) -> None:
+    client = own_redis_server.client()
+    client.set("key", "value")
+    port = own_redis_server.port
+
+    own_redis_server.restart()
+
+    assert own_redis_server.port == port
+    assert client.get("key") is None  # no persistence unless appendonly
+    client.set("key", "again")
+    assert client.get("key") == "again"
+
+
+def test_redis_with_appendonly_keeps_data_across_a_kill() -> None:
+    with RedisServer(appendonly=True, password="s3cret/!") as server:
+        client = server.client()
+        client.set("key", "value")
+
+        server.kill()
+        server.restart()
+
+        assert client.get("key") == "value"
+        assert server.url == f"redis://:s3cret%2F%21@127.0.0.1:{server.port}/0"
+
+
+def test_session_redis_is_empty_for_each_test(redis_client) -> None:
+    assert redis_client.dbsize() == 0
+    redis_client.set("leftover", "1")
+
+
+def test_session_redis_is_empty_for_each_test_again(redis_client) -> None:
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.django_db
+def test_postgres_is_reached_through_django() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("select current_database(), 40 + 2")
+        row = cursor.fetchone()
+
+    assert connection.vendor == "postgresql"
+    assert connection.settings_dict["HOST"].startswith("/")
+    assert row == ("test_postgres", 42)
+    assert database_url(connection.settings_dict) == (
+        f"postgres://postgres@/{connection.settings_dict['HOST']}/test_postgres"
+    )
+
+
+def test_smtp_temporary_refusal_then_acceptance(smtp_server: SmtpServer) -> None:
+    smtp_server.refuse_all(code=451)
+    with smtplib.SMTP(smtp_server.host, smtp_server.port) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.send_message(_mail(["bob@example.com"]))
+        assert refused.value.recipients["bob@example.com"][0] == 451
+        assert smtp_server.messages == []
+
+        smtp_server.accept_all()
+        client.send_message(_mail(["bob@example.com"], subject="Second try"))
+
+    [mail] = smtp_server.messages
+    assert (mail.mail_from, mail.rcpt_tos, mail.subject) == (
+        "test@test.com",
+        ("bob@example.com",),
+        "Second try",
+    )
+    assert mail.message_id == mail.message["Message-ID"]
+    assert mail.body == "body text\n"
+
+
+def test_smtp_timed_refusal_lifts_by_itself(smtp_server: SmtpServer) -> None:
+    smtp_server.refuse_all(code=450, seconds=0.3)
+    with smtplib.SMTP(smtp_server.host, smtp_server.port) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            client.send_message(_mail(["bob@example.com"]))
+        time.sleep(0.35)
+        client.send_message(_mail(["bob@example.com"]))
+
+    assert len(smtp_server.wait_for(1)) == 1
+
+
+def test_smtp_permanent_refusal_of_one_address(smtp_server: SmtpServer) -> None:
+    smtp_server.refuse_address("Gone@Example.com")
+    with smtplib.SMTP(smtp_server.host, smtp_server.port) as client:
+        refused = client.send_message(_mail(["bob@example.com", "gone@example.com"]))
+
+    assert refused == {"gone@example.com": (550, b"5.1.1 Mailbox unavailable: gone@example.com")}
+    [mail] = smtp_server.messages
+    assert mail.rcpt_tos == ("bob@example.com",)
+
+
+def test_django_sends_through_the_smtp_server(smtp_server: SmtpServer) -> None:
+    from django.core.mail import send_mail
+
+    send_mail("New Campaign", "Campaign ABCDE", None, ["carol@example.com"])
+
+    [mail] = smtp_server.messages
+    assert (mail.mail_from, mail.rcpt_tos, mail.subject) == (
+        "test@test.com",
+        ("carol@example.com",),
+        "New Campaign",
+    )
+
+
+def test_kafka_produce_and_consume_in_a_group(kafka_broker) -> None:
+    topic = f"smoke-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(10)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    producer.produce(topic, key=b"7", value=b'{"battery_id": 7}')
+    assert producer.flush(10) == 0
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_broker.bootstrap,
+            "group.id": "smoke",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        message = wait_until(lambda: consumer.poll(0.5), timeout=30, message="a message from the topic")
+    finally:
+        consumer.close()
+
+    assert message.error() is None
+    assert (message.key(), message.value()) == (b"7", b'{"battery_id": 7}')
