@@ -12,9 +12,7 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [
-            models.CheckConstraint(condition=models.Q(balance__gte=0), name="account_balance_not_negative")
-        ]
+        constraints = [models.CheckConstraint(condition=models.Q(balance__gte=0), name="account_balance_not_negative")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.name}"

@@ -110,14 +110,10 @@ def main() -> None:
 
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         manage = [sys.executable, str(ROOT / "manage.py"), "runworker"]
-        workers.append(
-            subprocess.Popen([*manage, "campaign-fanout", "notification-router", "email-retry"], env=env)
-        )
+        workers.append(subprocess.Popen([*manage, "campaign-fanout", "notification-router", "email-retry"], env=env))
         for index in range(SENDER_PROCESSES):
             workers.append(
-                subprocess.Popen(
-                    [*manage, "email-sender", "--consumer-name", f"bench-sender-{index}"], env=env
-                )
+                subprocess.Popen([*manage, "email-sender", "--consumer-name", f"bench-sender-{index}"], env=env)
             )
         time.sleep(3)  # let the workers import Django and create their groups
 
@@ -144,11 +140,7 @@ def main() -> None:
             if fanout_s is None and campaign.fanout_done_at:
                 fanout_s = now
                 log(f"fan-out done: {campaign.batches_published} batches")
-            if (
-                routed_s is None
-                and campaign.fanout_done_at
-                and campaign.batches_routed >= campaign.batches_published
-            ):
+            if routed_s is None and campaign.fanout_done_at and campaign.batches_routed >= campaign.batches_published:
                 routed_s = now
                 log(f"routing done: {campaign.recipients_count} ledger rows")
             if campaign.status in ("completed", "completed_with_failures", "cancelled"):

@@ -25,7 +25,9 @@ def main() -> None:
     args = parser.parse_args()
 
     stack = start_stack()
-    os.environ.update({k: v for k, v in stack.env.items() if k in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")})
+    os.environ.update(
+        {k: v for k, v in stack.env.items() if k in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    )
     import django
 
     django.setup()

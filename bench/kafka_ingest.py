@@ -162,9 +162,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--batteries", type=int, default=1000)
-    parser.add_argument(
-        "--baseline-count", type=int, help="readings for the seed-style loop (default --count)"
-    )
+    parser.add_argument("--baseline-count", type=int, help="readings for the seed-style loop (default --count)")
     args = parser.parse_args()
     baseline_count = args.baseline_count or args.count
 
@@ -178,9 +176,7 @@ def main() -> int:
     log("starting Tansu and Redis")
     with KafkaBroker() as broker, RedisServer() as redis_server:
         base_url = redis_server.url.rsplit("/", 1)[0]
-        log(
-            f"producing {args.count} readings for {args.batteries} batteries (and {baseline_count} for the baseline)"
-        )
+        log(f"producing {args.count} readings for {args.batteries} batteries (and {baseline_count} for the baseline)")
         produce_rate = produce(broker.bootstrap, "bench-ingest", args.count, args.batteries)
         produce(broker.bootstrap, "bench-seed-style", baseline_count, args.batteries)
 

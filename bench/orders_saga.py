@@ -176,9 +176,7 @@ def main() -> None:
             return response.status == 200
 
         log("baseline: GET /healthz")
-        base_lat, base_err, base_s = run_clients(
-            port, token, list(range(args.orders)), args.concurrency, get_healthz
-        )
+        base_lat, base_err, base_s = run_clients(port, token, list(range(args.orders)), args.concurrency, get_healthz)
         baseline_rps = len(base_lat) / base_s
 
         # -- the saga -------------------------------------------------------------------------
@@ -203,9 +201,7 @@ def main() -> None:
         products = ["201", "202", "203", "204", "205"]
 
         def post_order(conn, token, job, started) -> bool:
-            body = json.dumps(
-                {"product_ids": [products[job % 5], products[(job * 7) % 5]], "customer_id": "101"}
-            )
+            body = json.dumps({"product_ids": [products[job % 5], products[(job * 7) % 5]], "customer_id": "101"})
             conn.request(
                 "POST",
                 "/order",
@@ -221,9 +217,7 @@ def main() -> None:
 
         log(f"saga: {args.orders} orders at concurrency {args.concurrency}")
         t0 = time.perf_counter()
-        post_lat, post_err, post_s = run_clients(
-            port, token, list(range(args.orders)), args.concurrency, post_order
-        )
+        post_lat, post_err, post_s = run_clients(port, token, list(range(args.orders)), args.concurrency, post_order)
         log(f"posted in {post_s:.1f}s; waiting for final statuses")
         wait_deadline = time.monotonic() + args.timeout
         while time.monotonic() < wait_deadline and not set(placed) <= set(finalized):
@@ -264,9 +258,7 @@ def main() -> None:
                 "p99_ms": percentile(base_lat, 0.99),
                 "errors": base_err,
             },
-            "ratio_orders_per_s_to_baseline_rps": round(orders_per_s / baseline_rps, 3)
-            if baseline_rps
-            else None,
+            "ratio_orders_per_s_to_baseline_rps": round(orders_per_s / baseline_rps, 3) if baseline_rps else None,
             "seed_reference": SEED_REFERENCE,
             "targets": {
                 "every_order_final": len(done) == args.orders,

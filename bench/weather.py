@@ -27,15 +27,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--terminals", type=int, default=4, help="WEATHER_TERMINALS of the worker")
-    parser.add_argument(
-        "--batch", type=int, default=1, help="WEATHER_BATCH_SIZE: requests a terminal takes at once"
-    )
+    parser.add_argument("--batch", type=int, default=1, help="WEATHER_BATCH_SIZE: requests a terminal takes at once")
     parser.add_argument("--web-workers", type=int, default=2)
     args = parser.parse_args()
 
-    stack = start_stack(
-        extra_env={"WEATHER_TERMINALS": str(args.terminals), "WEATHER_PROCESSING_DELAY_MS": "0"}
-    )
+    stack = start_stack(extra_env={"WEATHER_TERMINALS": str(args.terminals), "WEATHER_PROCESSING_DELAY_MS": "0"})
     threads = -(-args.concurrency // args.web_workers)
     server = Gunicorn(stack, workers=args.web_workers, threads=threads)
     worker = subprocess.Popen(

@@ -59,10 +59,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.display(description="failed recipients")
     def failed_recipients(self, obj: Campaign) -> str:
-        url = (
-            reverse("admin:notifications_delivery_changelist")
-            + f"?campaign__id__exact={obj.pk}&status__exact=failed"
-        )
+        url = reverse("admin:notifications_delivery_changelist") + f"?campaign__id__exact={obj.pk}&status__exact=failed"
         return format_html('<a href="{}">{} failed</a>', url, obj.failed_count)
 
     @admin.action(description="Cancel the selected campaigns")

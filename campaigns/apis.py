@@ -75,14 +75,10 @@ class CampaignListApi(APIView):
     )
     def get(self, request):
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(
-            campaign_list(status=request.query_params.get("status")), request, self
-        )
+        page = paginator.paginate_queryset(campaign_list(status=request.query_params.get("status")), request, self)
         return paginator.get_paginated_response(CampaignOutputSerializer(page, many=True).data)
 
-    @extend_schema(
-        request=InputSerializer, responses={201: CampaignOutputSerializer}, operation_id="campaigns_create"
-    )
+    @extend_schema(request=InputSerializer, responses={201: CampaignOutputSerializer}, operation_id="campaigns_create")
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -16,9 +16,7 @@ class Campaign(models.Model):
 
     name = models.CharField(max_length=200)
     subject = models.CharField(max_length=998, help_text="may use {{ field }} placeholders")
-    body = models.TextField(
-        help_text="plain text; {{ username }}, {{ name }}, {{ lastName }}, … are filled in"
-    )
+    body = models.TextField(help_text="plain text; {{ username }}, {{ name }}, {{ lastName }}, … are filled in")
     from_email = models.EmailField(max_length=254)
     channels = models.JSONField(
         default=list, help_text='e.g. ["email"]; "sms" and "push" are recorded as not configured'

@@ -133,9 +133,7 @@ def main() -> int:
         try:
             services = _start_servers(servers, env)
             _manage("migrate", "--noinput", env=env)
-            admin = json.loads(
-                _manage("ensure_admin", "--json", env=env, capture=True).strip().splitlines()[-1]
-            )
+            admin = json.loads(_manage("ensure_admin", "--json", env=env, capture=True).strip().splitlines()[-1])
         except ServerStartError as exc:
             print(f"devstack: {exc}", file=sys.stderr)
             return 1

@@ -28,9 +28,7 @@ def _order_to_reserve(event: Event) -> OrderToReserve:
     return OrderToReserve(
         order_id=_positive_int(payload.get("order_id"), "order_id"),
         customer_id=_positive_int(payload.get("customer_id"), "customer_id"),
-        lines={
-            _positive_int(pid, "product id"): _positive_int(qty, "quantity") for pid, qty in lines.items()
-        },
+        lines={_positive_int(pid, "product id"): _positive_int(qty, "quantity") for pid, qty in lines.items()},
     )
 
 

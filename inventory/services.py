@@ -66,10 +66,7 @@ def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Even
 
 def _lock_products(ids) -> dict[int, Product]:
     """Lock the rows in id order (the one order every writer uses)."""
-    return {
-        p.pk: p
-        for p in Product.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk")
-    }
+    return {p.pk: p for p in Product.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk")}
 
 
 @transaction.atomic
@@ -80,9 +77,7 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
     `inventory.stock.reserved` (with the amount to charge) or `inventory.stock.rejected`.
     """
     existing = set(
-        Reservation.objects.filter(order_id__in=[o.order_id for o in orders]).values_list(
-            "order_id", flat=True
-        )
+        Reservation.objects.filter(order_id__in=[o.order_id for o in orders]).values_list("order_id", flat=True)
     )
     todo: dict[int, OrderToReserve] = {}
     for order in orders:

@@ -14,11 +14,7 @@ def handle_notification_messages(events: list[Event]) -> None:
     """NotificationStream / demo_consumer_group: log each message, store it."""
     for event in events:
         payload = event.payload
-        if (
-            not isinstance(payload.get("description"), str)
-            or "id" not in payload
-            or "timestamp" not in payload
-        ):
+        if not isinstance(payload.get("description"), str) or "id" not in payload or "timestamp" not in payload:
             raise PermanentError(f"not a notification message: {payload!r}")
         if parse_datetime(str(payload["timestamp"])) is None:
             raise PermanentError(f"bad timestamp in notification message: {payload['timestamp']!r}")

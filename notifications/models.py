@@ -50,12 +50,8 @@ class Delivery(models.Model):
         "users.Recipient", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.EMAIL)
-    address = models.CharField(
-        max_length=254, blank=True, help_text="email address (or number) at fan-out time"
-    )
-    dedupe_key = models.CharField(
-        max_length=200, null=True, blank=True, help_text="caller's key for non-campaign mail"
-    )
+    address = models.CharField(max_length=254, blank=True, help_text="email address (or number) at fan-out time")
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True, help_text="caller's key for non-campaign mail")
     # Content for non-campaign messages; campaign mail is rendered from its campaign.
     subject = models.CharField(max_length=998, blank=True)
     body = models.TextField(blank=True)

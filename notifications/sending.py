@@ -72,9 +72,7 @@ class SmtpClient:
             if settings.EMAIL_HOST_USER:
                 conn.login(settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD)
         except (OSError, smtplib.SMTPException) as exc:
-            raise SmtpUnavailable(
-                f"cannot connect to {settings.EMAIL_HOST}:{settings.EMAIL_PORT}: {exc}"
-            ) from exc
+            raise SmtpUnavailable(f"cannot connect to {settings.EMAIL_HOST}:{settings.EMAIL_PORT}: {exc}") from exc
         return conn
 
     def close(self) -> None:
@@ -210,9 +208,7 @@ def _claim(ids: list[int]) -> list[dict]:
         claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=ids)
-            .filter(
-                Q(status=Delivery.Status.PENDING) | Q(status=Delivery.Status.SENDING, claimed_at__lt=stale)
-            )
+            .filter(Q(status=Delivery.Status.PENDING) | Q(status=Delivery.Status.SENDING, claimed_at__lt=stale))
             .filter(Q(campaign__isnull=True) | Q(campaign__status=Campaign.Status.SENDING))
             .values_list("pk", flat=True)
         )

@@ -81,9 +81,7 @@ EMAIL_BATCH_QUEUED = "notifications.email_batch.queued"
 _DELIVERY_NAMESPACE = uuid.UUID("0c7a3f0e-2a8e-4b1f-a8e5-1d3f6c9b0002")
 
 
-def message_id_for(
-    *, campaign_id: int | None, recipient_id: int | None, dedupe_key: str | None = None
-) -> str:
+def message_id_for(*, campaign_id: int | None, recipient_id: int | None, dedupe_key: str | None = None) -> str:
     """The deterministic Message-ID of a delivery: the same for every attempt, so a mail
     sent twice after a crash is recognisable as one message by the receiving side."""
     domain = settings.EMAIL_MESSAGE_ID_DOMAIN
@@ -222,9 +220,7 @@ def deliveries_cancel_unsent(*, campaign_id: int) -> int:
 def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: list[int] | None = None) -> int:
     """Failed email deliveries (of a campaign, or the given ones) go back to `pending`
     and are queued again; their campaign's failed counter drops and it is `sending` again."""
-    rows = Delivery.objects.select_for_update().filter(
-        status=Delivery.Status.FAILED, channel=Delivery.Channel.EMAIL
-    )
+    rows = Delivery.objects.select_for_update().filter(status=Delivery.Status.FAILED, channel=Delivery.Channel.EMAIL)
     if campaign_id is not None:
         rows = rows.filter(campaign_id=campaign_id)
     if delivery_ids is not None:

@@ -27,9 +27,7 @@ def shop_report() -> dict[str, list[dict[str, Any]]]:
     latest = order_list()[: settings.ORDERS_REPORT_MAX_ORDERS]
     return {
         "accounts": [{"id": str(a.pk), "name": a.name, "balance": a.balance} for a in account_list()],
-        "inventory": [
-            {"id": str(p.pk), "name": p.name, "price": p.price, "stock": p.stock} for p in product_list()
-        ],
+        "inventory": [{"id": str(p.pk), "name": p.name, "price": p.price, "stock": p.stock} for p in product_list()],
         "orders": [
             {
                 "id": str(o.pk),

@@ -79,9 +79,7 @@ def _request_hash(customer_id: int, product_ids: list[int]) -> str:
 
 def _replay(order: Order, request_hash: str) -> Order:
     if order.request_hash != request_hash:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key already used for order {order.pk} with a different body."
-        )
+        raise IdempotencyKeyReused(f"Idempotency-Key already used for order {order.pk} with a different body.")
     return order
 
 
@@ -121,9 +119,7 @@ def order_place(
             )
             publish_on_commit(
                 "orders",
-                _saga_event(
-                    ORDER_PLACED, order.pk, {"order_id": order.pk, "customer_id": customer_id, "lines": lines}
-                ),
+                _saga_event(ORDER_PLACED, order.pk, {"order_id": order.pk, "customer_id": customer_id, "lines": lines}),
             )
     except IntegrityError:
         # Two requests with the same key raced; the other one won.

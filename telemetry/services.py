@@ -103,9 +103,7 @@ def battery_change_event_id(reading: Reading) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-def readings_apply(
-    *, readings: Sequence[Reading], pipe: redis.client.Pipeline | None = None
-) -> list[bool] | None:
+def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline | None = None) -> list[bool] | None:
     """Store readings that change a battery's state, in order; notify each change.
 
     With `pipe`, the writes are queued on it and the caller executes it — the ingest

@@ -30,9 +30,7 @@ class _Battery:
     temperature: float
 
 
-def readings_generate(
-    *, count: int, batteries: int, seed: int = 0, start: int | None = None
-) -> Iterator[Reading]:
+def readings_generate(*, count: int, batteries: int, seed: int = 0, start: int | None = None) -> Iterator[Reading]:
     """`count` readings over `batteries` batteries (ids 1..batteries); deterministic for a seed."""
     rng = random.Random(seed)
     start = int(time.time()) if start is None else start

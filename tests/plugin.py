@@ -21,9 +21,7 @@ session_servers: dict[str, Any] = {}
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(
-    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
-) -> None:
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     options = early_config.known_args_namespace
     if getattr(options, "help", False) or getattr(options, "version", False):
         return

@@ -61,9 +61,7 @@ def test_repairs_the_password_and_flags_of_an_existing_user(monkeypatch) -> None
 
 @pytest.mark.django_db(transaction=True)
 def test_a_subprocess_sees_the_test_database(worker_process) -> None:
-    process = worker_process(
-        "ensure_admin", "--username", "robot", "--json", env={"ADMIN_PASSWORD": "pw-robot-1"}
-    )
+    process = worker_process("ensure_admin", "--username", "robot", "--json", env={"ADMIN_PASSWORD": "pw-robot-1"})
 
     assert process.wait(timeout=60) == 0, process.output()
     login = json.loads(process.output().strip().splitlines()[-1])

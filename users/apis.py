@@ -48,14 +48,10 @@ class RecipientListApi(APIView):
     )
     def get(self, request):
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(
-            recipient_list(search=request.query_params.get("search")), request, self
-        )
+        page = paginator.paginate_queryset(recipient_list(search=request.query_params.get("search")), request, self)
         return paginator.get_paginated_response(RecipientOutputSerializer(page, many=True).data)
 
-    @extend_schema(
-        request=InputSerializer, responses={201: RecipientOutputSerializer}, operation_id="users_create"
-    )
+    @extend_schema(request=InputSerializer, responses={201: RecipientOutputSerializer}, operation_id="users_create")
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

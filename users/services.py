@@ -117,9 +117,7 @@ def _insert_generic(rows: list[tuple]) -> int:
     return Recipient.objects.count() - before
 
 
-def recipients_generate(
-    *, count: int, seed: int | None = None, progress: Callable[[int], None] | None = None
-) -> int:
+def recipients_generate(*, count: int, seed: int | None = None, progress: Callable[[int], None] | None = None) -> int:
     """Insert `count` fake recipients with unique usernames and emails; return how many.
 
     Numbers continue after the highest id, so repeated runs do not collide; a row that

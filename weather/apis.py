@@ -46,9 +46,7 @@ def request_forecast(*, city: str, location: str) -> dict:
             retry_after=max(1, math.ceil(exc.retry_after)),
         ) from exc
     except RETRYABLE as exc:
-        raise ServiceUnavailable(
-            "Redis is unreachable; the forecast request was not sent. Retry shortly."
-        ) from exc
+        raise ServiceUnavailable("Redis is unreachable; the forecast request was not sent. Retry shortly.") from exc
     except ForecastTimeout as exc:
         raise GatewayTimeout(
             f"No forecast within {exc.timeout:g} s for request {exc.request_id}: "
@@ -107,9 +105,7 @@ class WeatherForecastSampleApi(APIView):
         class Meta:
             ref_name = "SeedWeatherSample"
 
-    @extend_schema(
-        responses=OutputSerializer(many=True), operation_id="seed_weather_forecast_samples", tags=["seed"]
-    )
+    @extend_schema(responses=OutputSerializer(many=True), operation_id="seed_weather_forecast_samples", tags=["seed"])
     def get(self, request):
         return Response(self.OutputSerializer(forecast_sample_list(), many=True).data)
 

@@ -107,9 +107,7 @@ class _Client:
         if conn is None:
             conn = self.local.conn = self.cls(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request(
-                method, self.prefix + path, body=json.dumps(body) if body else None, headers=self.headers
-            )
+            conn.request(method, self.prefix + path, body=json.dumps(body) if body else None, headers=self.headers)
             response = conn.getresponse()
             return response.status, response.read()
         except (OSError, http.client.HTTPException):

@@ -22,22 +22,14 @@ logger = logging.getLogger(__name__)
 
 class WeatherCollector(Collector):
     def collect(self):
-        state = GaugeMetricFamily(
-            "redis_circuit_state", "Redis circuit breaker: 0 closed, 1 open, 2 half-open"
-        )
+        state = GaugeMetricFamily("redis_circuit_state", "Redis circuit breaker: 0 closed, 1 open, 2 half-open")
         state.add_metric([], breaker_state()["code"])
         yield state
-        active = GaugeMetricFamily(
-            "weather_active_terminals", "Terminals (consumers) processing a request now"
-        )
+        active = GaugeMetricFamily("weather_active_terminals", "Terminals (consumers) processing a request now")
         terminals = GaugeMetricFamily("weather_terminals", "Terminals (consumers) known to processing-group")
-        depth = GaugeMetricFamily(
-            "weather_queue_depth", "Weather requests not answered yet (waiting + in progress)"
-        )
+        depth = GaugeMetricFamily("weather_queue_depth", "Weather requests not answered yet (waiting + in progress)")
         waiting = GaugeMetricFamily("weather_queue_waiting", "Weather requests not yet taken by a terminal")
-        expired = CounterMetricFamily(
-            "weather_requests_expired", "Requests skipped: their caller had given up"
-        )
+        expired = CounterMetricFamily("weather_requests_expired", "Requests skipped: their caller had given up")
         try:
             stats = weather_queue_stats()
             expired_count = int(get_redis().hget(EXPIRED_KEY, "expired") or 0)

@@ -41,9 +41,7 @@ PENDING = Gauge(
     "Requests waiting for their reply in this web process",
     multiprocess_mode="livesum",
 )
-DISCARDED = Counter(
-    "weather_replies_discarded", "Replies nobody in this process was waiting for (late or not ours)"
-)
+DISCARDED = Counter("weather_replies_discarded", "Replies nobody in this process was waiting for (late or not ours)")
 
 
 class _Waiter:

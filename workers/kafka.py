@@ -153,9 +153,7 @@ class KafkaIngestLoop:
             spec.bootstrap_servers,
         )
         consumer = self._consumer = Consumer(spec.consumer_config())
-        consumer.subscribe(
-            [spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
+        consumer.subscribe([spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
             while not self.stop.is_set():
                 self.run_once()
@@ -199,17 +197,13 @@ class KafkaIngestLoop:
             except UNAVAILABLE_ERRORS as exc:
                 reason = f"Redis unavailable ({exc})"
             except Exception as exc:  # a Redis error reply or a handler bug: retried, never skipped
-                logger.exception(
-                    "kafka ingest %s: writing a batch of %d failed", self.spec.name, len(records)
-                )
+                logger.exception("kafka ingest %s: writing a batch of %d failed", self.spec.name, len(records))
                 reason = repr(exc)
             delay = compute_backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
             failures += 1
             logger.warning("kafka ingest %s: %s; retrying the batch in %.1fs", self.spec.name, reason, delay)
             if self.stop.wait(delay):
-                logger.info(
-                    "kafka ingest %s: stopping with a batch unwritten; it will be redelivered", self.spec.name
-                )
+                logger.info("kafka ingest %s: stopping with a batch unwritten; it will be redelivered", self.spec.name)
                 return False
 
     def _execute(self, records: list[KafkaRecord]) -> None:
@@ -226,9 +220,7 @@ class KafkaIngestLoop:
             rejected = self._handle_one_by_one(records, pipe)
         for item in rejected:
             pipe.xadd(self.spec.dlq, dead_letter_fields(item, consumer=self.spec.name, group=self.spec.group))
-        metrics.incr_consumer(
-            pipe, self.spec.name, processed=len(records) - len(rejected), dead_lettered=len(rejected)
-        )
+        metrics.incr_consumer(pipe, self.spec.name, processed=len(records) - len(rejected), dead_lettered=len(rejected))
         pipe.execute()
         if rejected:
             logger.warning(
@@ -264,18 +256,13 @@ class KafkaIngestLoop:
         keys = [key for key in self._uncommitted if only is None or key in only]
         if not keys:
             return
-        offsets = [
-            TopicPartition(topic, partition, self._uncommitted[(topic, partition)])
-            for topic, partition in keys
-        ]
+        offsets = [TopicPartition(topic, partition, self._uncommitted[(topic, partition)]) for topic, partition in keys]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # A rebalance took the partition: its new owner replays from the last commit,
             # which the idempotent writes make harmless.
-            logger.warning(
-                "kafka ingest %s: offset commit failed (%s); records will be replayed", self.spec.name, exc
-            )
+            logger.warning("kafka ingest %s: offset commit failed (%s); records will be replayed", self.spec.name, exc)
             return
         for key in keys:
             self._uncommitted.pop(key, None)

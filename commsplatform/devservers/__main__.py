@@ -19,9 +19,7 @@ from .smtp_sink import run_sink
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m commsplatform.devservers", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m commsplatform.devservers", description=__doc__.split("\n")[0])
     servers = parser.add_subparsers(dest="server", required=True)
     smtp = servers.add_parser("smtp", help="SMTP sink")
     smtp.add_argument("--host", default="127.0.0.1")

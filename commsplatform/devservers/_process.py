@@ -53,9 +53,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"(empty log at {path})"
 
 
-def wait_for(
-    ready: Callable[[], bool], *, timeout: float, failed: Callable[[], bool], interval: float = 0.05
-) -> bool:
+def wait_for(ready: Callable[[], bool], *, timeout: float, failed: Callable[[], bool], interval: float = 0.05) -> bool:
     """Poll `ready()` until it is true; stop early (False) as soon as `failed()` is true."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -48,9 +48,7 @@ class KafkaBroker(ProcessServer):
         # librdkafka logs every refused connection, so only ask once the port is open.
         if not port_is_open(self.host, self.port):
             return False
-        admin = AdminClient(
-            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000, "logger": _QUIET_LOGGER}
-        )
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000, "logger": _QUIET_LOGGER})
         try:
             admin.list_topics(timeout=2)
         except KafkaException:

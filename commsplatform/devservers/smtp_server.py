@@ -91,9 +91,7 @@ class _RecordingHandler:
         self.rules = rules
         self.on_mail = on_mail
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         code = self.rules.all_code()
         if code is not None:
             return _reply(code, "3.0 Refusing all mail for now")

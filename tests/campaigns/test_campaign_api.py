@@ -31,9 +31,7 @@ def test_bad_campaign_is_400_and_creates_nothing(api_client, redis_client, body)
 
 def test_non_json_campaign_is_400_and_creates_nothing(api_client, redis_client):
     # when
-    response = api_client.generic(
-        "POST", "/api/v1/campaigns/", "{name: oops", content_type="application/json"
-    )
+    response = api_client.generic("POST", "/api/v1/campaigns/", "{name: oops", content_type="application/json")
 
     # then
     assert response.status_code == 400
@@ -60,9 +58,7 @@ def test_create_campaign_publishes_one_event_after_commit(api_client, redis_clie
     # then
     assert response.status_code == 201
     body = response.json()
-    assert (
-        body["status"] == "queued" and body["fromEmail"] == "test@test.com" and body["channels"] == ["email"]
-    )
+    assert body["status"] == "queued" and body["fromEmail"] == "test@test.com" and body["channels"] == ["email"]
     assert (body["recipients"], body["sent"], body["failed"], body["skipped"]) == (0, 0, 0, 0)
     entries = redis_client.xrange("campaign")
     assert len(entries) == 1
@@ -71,9 +67,7 @@ def test_create_campaign_publishes_one_event_after_commit(api_client, redis_clie
 
 
 def test_draft_is_not_published_until_sent(api_client, redis_client):
-    response = api_client.post(
-        "/api/v1/campaigns/", {"name": "D", "subject": "s", "body": "b", "send": False}
-    )
+    response = api_client.post("/api/v1/campaigns/", {"name": "D", "subject": "s", "body": "b", "send": False})
 
     assert response.status_code == 201 and response.json()["status"] == "draft"
     assert OutboxEvent.objects.count() == 0

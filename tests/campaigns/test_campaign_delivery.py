@@ -155,9 +155,7 @@ def test_temporary_refusal_then_recovery_completes(api_client, smtp_server, work
     assert Delivery.objects.filter(campaign_id=campaign_id, status="sent").count() == 30
 
 
-def test_permanent_refusal_fails_one_recipient_and_retry_sends_only_it(
-    api_client, smtp_server, worker_process
-):
+def test_permanent_refusal_fails_one_recipient_and_retry_sends_only_it(api_client, smtp_server, worker_process):
     # given
     recipients_generate(count=20, seed=6)
     refused = Recipient.objects.order_by("pk").first()
@@ -182,9 +180,7 @@ def test_permanent_refusal_fails_one_recipient_and_retry_sends_only_it(
 
     # then: only that one is sent
     assert response.json() == {"retried": 1}
-    campaign = wait_until(
-        lambda: Campaign.objects.filter(pk=campaign_id, status="completed").first(), timeout=30
-    )
+    campaign = wait_until(lambda: Campaign.objects.filter(pk=campaign_id, status="completed").first(), timeout=30)
     assert (campaign.sent_count, campaign.failed_count) == (20, 0)
     assert len(smtp_server.messages) == 20
     assert smtp_server.messages[-1].rcpt_tos == (refused.email,)
@@ -203,9 +199,7 @@ def test_cancel_stops_sending(api_client, smtp_server, worker_process):
     # then: what was in flight finishes, nothing else is sent
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     wait_until(
-        lambda: (
-            not Delivery.objects.filter(campaign_id=campaign_id, status__in=["pending", "sending"]).exists()
-        ),
+        lambda: not Delivery.objects.filter(campaign_id=campaign_id, status__in=["pending", "sending"]).exists(),
         timeout=30,
     )
     sent = Delivery.objects.filter(campaign_id=campaign_id, status="sent").count()

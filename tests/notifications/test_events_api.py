@@ -31,7 +31,9 @@ def test_post_event_writes_the_message_to_the_stream(api_client, redis_client):
 
 
 def test_the_seed_route_takes_a_json_body_whatever_its_content_type(api_client, redis_client):
-    response = api_client.post("/event", data='{"description": "from curl -d"}', content_type="application/x-www-form-urlencoded")
+    response = api_client.post(
+        "/event", data='{"description": "from curl -d"}', content_type="application/x-www-form-urlencoded"
+    )
 
     assert response.status_code == 200
     assert newest_entry(redis_client)["message"]["description"] == "from curl -d"

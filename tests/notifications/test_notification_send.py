@@ -20,13 +20,9 @@ def test_notification_send_delivers_once_per_dedupe_key(smtp_server, redis_clien
 
     # when: the same notification twice (a redelivered order event)
     with transaction.atomic():
-        first = notification_send(
-            recipient=customer, subject="Order 7", body="Completed.", dedupe_key="order:7"
-        )
+        first = notification_send(recipient=customer, subject="Order 7", body="Completed.", dedupe_key="order:7")
     with transaction.atomic():
-        second = notification_send(
-            recipient=customer, subject="Order 7", body="Completed.", dedupe_key="order:7"
-        )
+        second = notification_send(recipient=customer, subject="Order 7", body="Completed.", dedupe_key="order:7")
     for event in _queued_batches(redis_client):
         handle_email_batch(event)
         handle_email_batch(event)  # redelivery of the entry

@@ -45,14 +45,9 @@ def set_shop(*, products: dict[int, tuple[int, int]], accounts: dict[int, int]) 
     Product.objects.all().delete()
     Account.objects.all().delete()
     Product.objects.bulk_create(
-        [
-            Product(id=pid, name=f"product {pid}", price=price, stock=stock)
-            for pid, (price, stock) in products.items()
-        ]
+        [Product(id=pid, name=f"product {pid}", price=price, stock=stock) for pid, (price, stock) in products.items()]
     )
-    Account.objects.bulk_create(
-        [Account(id=aid, name=f"customer {aid}", balance=b) for aid, b in accounts.items()]
-    )
+    Account.objects.bulk_create([Account(id=aid, name=f"customer {aid}", balance=b) for aid, b in accounts.items()])
 
 
 def assert_saga_invariants(*, products: dict[int, tuple[int, int]], accounts: dict[int, int]) -> Counter:
@@ -66,15 +61,11 @@ def assert_saga_invariants(*, products: dict[int, tuple[int, int]], accounts: di
     assert all(v >= 0 for v in balance.values()), balance
     completed = [o for o in orders if o.status == Order.Status.COMPLETED]
     sold = Counter(pid for o in completed for pid in o.product_ids)
-    assert {pid: products[pid][1] - stock[pid] for pid in products} == {
-        pid: sold.get(pid, 0) for pid in products
-    }
+    assert {pid: products[pid][1] - stock[pid] for pid in products} == {pid: sold.get(pid, 0) for pid in products}
     for order in completed:
         assert order.total == sum(products[pid][0] for pid in order.product_ids)
     charged = Counter()
     for order in completed:
         charged[order.customer_id] += order.total
-    assert {aid: accounts[aid] - balance[aid] for aid in accounts} == {
-        aid: charged.get(aid, 0) for aid in accounts
-    }
+    assert {aid: accounts[aid] - balance[aid] for aid in accounts} == {aid: charged.get(aid, 0) for aid in accounts}
     return statuses

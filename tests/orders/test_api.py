@@ -21,9 +21,7 @@ def test_post_order_answers_the_pending_order_as_the_seed_did(
 ):
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        response = api_client.post(
-            "/order", {"product_ids": ["201", "204"], "customer_id": "101"}, format="json"
-        )
+        response = api_client.post("/order", {"product_ids": ["201", "204"], "customer_id": "101"}, format="json")
     # then
     assert response.status_code == 200
     order = Order.objects.get()

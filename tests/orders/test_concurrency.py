@@ -100,9 +100,7 @@ def test_kill_9_of_a_saga_worker_mid_load_then_a_restart_loses_nothing(api_user,
     victim, survivor = start_saga_worker(worker_process), start_saga_worker(worker_process)
     worker_process("relay_outbox", "--interval", "0.5", env=WORKER_ENV)
     placed: list[int] = []
-    placing = threading.Thread(
-        target=lambda: placed.extend(place_concurrently(api_user, order_bodies(seed=44)))
-    )
+    placing = threading.Thread(target=lambda: placed.extend(place_concurrently(api_user, order_bodies(seed=44))))
     placing.start()
     # when one worker is killed -9 while orders are in flight, and a new one started
     wait_until(lambda: final_count() >= 30, timeout=60, interval=0.05, message="the saga under way")

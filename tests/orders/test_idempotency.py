@@ -70,9 +70,7 @@ def test_order_status_never_moves_back_and_the_message_is_sent_once():
     order = Order.objects.create(customer_id=101, product_ids=[201])
     # sold arrives before reserved (two orders-status instances), then sold again
     handle_inventory_outcomes([event("inventory.stock.sold", order_id=order.pk, customer_id=101, amount=800)])
-    handle_inventory_outcomes(
-        [event("inventory.stock.reserved", order_id=order.pk, customer_id=101, amount=800)]
-    )
+    handle_inventory_outcomes([event("inventory.stock.reserved", order_id=order.pk, customer_id=101, amount=800)])
     handle_inventory_outcomes([event("inventory.stock.sold", order_id=order.pk, customer_id=101, amount=800)])
     order.refresh_from_db()
     assert (order.status, order.total) == ("completed", 800)

@@ -97,9 +97,7 @@ def test_intermediate_status_is_payment_required_while_the_charge_is_pending(api
     shop_reset_to_seed()
     order_id = place(api_client, ["202"], customer_id=103)
     stop = threading.Event()
-    reserve = ConsumerLoop(
-        get_consumer("inventory-reserve"), stop=stop, consumer="t", trims=False, block_ms=5
-    )
+    reserve = ConsumerLoop(get_consumer("inventory-reserve"), stop=stop, consumer="t", trims=False, block_ms=5)
     status = ConsumerLoop(get_consumer("orders-status"), stop=stop, consumer="t", trims=False, block_ms=5)
     # when only the reserve and status steps ran
     wait_until(lambda: reserve.run_once() or Reservation.objects.filter(order_id=order_id).exists())

@@ -54,9 +54,7 @@ def notifications(pubsub) -> Counter:
 
 def produce(kafka_broker, topic: str, values: list) -> None:
     """Readings keyed by battery id (a battery's readings keep their order), or raw bytes."""
-    pairs = [
-        (str(v.battery_id).encode(), encode(v)) if hasattr(v, "battery_id") else (b"raw", v) for v in values
-    ]
+    pairs = [(str(v.battery_id).encode(), encode(v)) if hasattr(v, "battery_id") else (b"raw", v) for v in values]
     readings_produce(bootstrap_servers=kafka_broker.bootstrap, topic=topic, values=iter(pairs))
 
 
@@ -193,9 +191,7 @@ def test_a_consumer_killed_mid_stream_and_restarted_ends_as_a_clean_run_without_
     first_part, second_part = readings[:8000], readings[8000:]
     produce(kafka_broker, topic, first_part)
     worker = start_ingest(worker_process, topic, "ingest-crash", KAFKA_INGEST_BATCH_SIZE="50")
-    wait_until(
-        lambda: consumer_counters("kafka-ingest")["processed"] >= 500, timeout=60, message="ingest started"
-    )
+    wait_until(lambda: consumer_counters("kafka-ingest")["processed"] >= 500, timeout=60, message="ingest started")
     # when: kill -9 in the middle of the stream, more readings arrive, restart
     worker.kill()
     processed_before_the_crash = consumer_counters("kafka-ingest")["processed"]
@@ -228,9 +224,7 @@ def test_simulate_telemetry_produces_realistic_readings_with_progress(kafka_brok
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     messages = []
     try:
-        wait_until(
-            lambda: messages.extend(consumer.consume(200, timeout=0.5)) or len(messages) >= 200, timeout=30
-        )
+        wait_until(lambda: messages.extend(consumer.consume(200, timeout=0.5)) or len(messages) >= 200, timeout=30)
     finally:
         consumer.close()
     readings = [reading_parse(m.value()) for m in messages]
@@ -247,16 +241,12 @@ def test_simulate_telemetry_produces_realistic_readings_with_progress(kafka_brok
     assert lines[-1] == f"delivered 200 readings to {topic}"
 
 
-def test_sigterm_mid_stream_commits_exactly_what_was_written(
-    kafka_broker, topic, redis_client, worker_process
-):
+def test_sigterm_mid_stream_commits_exactly_what_was_written(kafka_broker, topic, redis_client, worker_process):
     # given a consumer in the middle of a long stream
     readings = noisy_readings(count=8000, batteries=40, seed=5)
     produce(kafka_broker, topic, readings)
     worker = start_ingest(worker_process, topic, "ingest-term", KAFKA_INGEST_BATCH_SIZE="50")
-    wait_until(
-        lambda: consumer_counters("kafka-ingest")["processed"] >= 500, timeout=60, message="ingest started"
-    )
+    wait_until(lambda: consumer_counters("kafka-ingest")["processed"] >= 500, timeout=60, message="ingest started")
     # when
     exit_code = worker.terminate()
     # then: every written batch was committed, nothing more
@@ -272,9 +262,7 @@ def test_redis_down_mid_stream_holds_the_offsets_and_loses_nothing(kafka_broker,
     with RedisServer(appendonly=True) as server:
         client = server.client()
         produce(kafka_broker, topic, first_part)
-        worker = start_ingest(
-            worker_process, topic, "ingest-outage", REDIS_URL=server.url, WORKER_RETRY_CAP_S="0.5"
-        )
+        worker = start_ingest(worker_process, topic, "ingest-outage", REDIS_URL=server.url, WORKER_RETRY_CAP_S="0.5")
         wait_committed(kafka_broker, "ingest-outage", topic, len(first_part))
         server.stop()
         # when readings arrive while Redis is down

@@ -49,9 +49,7 @@ def test_user_api_list_create_detail(api_client):
     # then
     assert created.status_code == 201
     body = created.json()
-    assert {
-        k: body[k] for k in ("username", "name", "lastName", "email", "mobile", "deviceId", "optedOut")
-    } == {
+    assert {k: body[k] for k in ("username", "name", "lastName", "email", "mobile", "deviceId", "optedOut")} == {
         "username": "ada",
         "name": "Ada",
         "lastName": "Lovelace",

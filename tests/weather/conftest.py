@@ -61,9 +61,7 @@ class WebProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        wait_until(
-            lambda: port_is_open("127.0.0.1", self.port) or self._process.poll() is not None, timeout=30
-        )
+        wait_until(lambda: port_is_open("127.0.0.1", self.port) or self._process.poll() is not None, timeout=30)
         if self._process.poll() is not None:
             raise RuntimeError(f"gunicorn did not start:\n{self.output()}")
 

@@ -39,9 +39,7 @@ def test_post_city_returns_the_forecast_of_its_own_request(api_client, redis_cli
     wait_for_terminals(redis_client, 1)
 
     # when
-    response = api_client.post(
-        "/WeatherForecast/city", {"city": "New York", "location": "Downtown"}, format="json"
-    )
+    response = api_client.post("/WeatherForecast/city", {"city": "New York", "location": "Downtown"}, format="json")
 
     # then: the seed's fields, the forecast of the built-in provider for that city and hour
     assert response.status_code == 200, response.content
@@ -96,9 +94,7 @@ def test_the_clean_route_answers_in_snake_case(api_client, redis_client, worker_
         ]
     )
     assert (body["city"], body["location"]) == ("Paris", "")
-    assert [r["data"]["requestId"] for r in replies_for(redis_client, body["request_id"])] == [
-        body["request_id"]
-    ]
+    assert [r["data"]["requestId"] for r in replies_for(redis_client, body["request_id"])] == [body["request_id"]]
 
 
 @pytest.mark.parametrize(
@@ -176,9 +172,7 @@ def test_no_consumer_means_504_after_the_timeout_and_nothing_left_waiting(
     settings.WEATHER_REPLY_TIMEOUT_S = 0.5
 
     # when
-    response = api_client.post(
-        "/WeatherForecast/city", {"city": "Oslo", "location": "Sentrum"}, format="json"
-    )
+    response = api_client.post("/WeatherForecast/city", {"city": "Oslo", "location": "Sentrum"}, format="json")
 
     # then: 504 with a clear message, no waiter left, the request counted in the queue depth
     assert response.status_code == 504
@@ -211,9 +205,7 @@ def test_a_reply_after_the_timeout_is_discarded(api_client, redis_client, settin
     before = discarded()
 
     # when
-    response = api_client.post(
-        "/WeatherForecast/city", {"city": "Lima", "location": "Miraflores"}, format="json"
-    )
+    response = api_client.post("/WeatherForecast/city", {"city": "Lima", "location": "Miraflores"}, format="json")
 
     # then: 504 now; the reply arrives later, finds no waiter and is dropped
     assert response.status_code == 504
@@ -255,9 +247,7 @@ def test_a_request_without_a_city_is_dead_lettered_without_a_reply(redis_client,
     wait_for_terminals(redis_client, 1)
 
     # when: an entry that is not a valid weather request arrives
-    bad = Event(
-        type="weather.forecast.requested", payload={"location": "nowhere"}, extra={"requestId": "r-1"}
-    )
+    bad = Event(type="weather.forecast.requested", payload={"location": "nowhere"}, extra={"requestId": "r-1"})
     publish("weather_requests", bad)
 
     # then: it goes to the dead-letter stream at once, acknowledged, and nobody gets a reply

@@ -21,9 +21,7 @@ def run(*args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-def test_concurrent_load_test_reports_success_and_latency(
-    api_client, redis_client, web_process, worker_process
-):
+def test_concurrent_load_test_reports_success_and_latency(api_client, redis_client, web_process, worker_process):
     # given
     token = Token.objects.get(user=api_client.user).key
     worker_process("runworker", "weather")

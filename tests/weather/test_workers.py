@@ -38,9 +38,7 @@ def post_from_thread(token: str, body: dict):
 def ask_in_threads(token: str, cities: list[str], workers: int) -> list:
     """POST /WeatherForecast/city for each city from `workers` threads of this process."""
     with ThreadPoolExecutor(workers) as pool:
-        return list(
-            pool.map(lambda city: post_from_thread(token, {"city": city, "location": f"at {city}"}), cities)
-        )
+        return list(pool.map(lambda city: post_from_thread(token, {"city": city, "location": f"at {city}"}), cities))
 
 
 def test_concurrent_callers_on_two_web_processes_each_get_their_own_reply(
@@ -107,15 +105,11 @@ def test_two_consumers_share_the_work_and_process_each_request_once(api_client, 
     assert get_router().pending() == 0
 
 
-def test_kill_9_mid_request_the_request_is_reclaimed_and_answered(
-    api_client, redis_client, settings, worker_process
-):
+def test_kill_9_mid_request_the_request_is_reclaimed_and_answered(api_client, redis_client, settings, worker_process):
     # given: a slow worker holding a request when it is killed
     settings.WEATHER_REPLY_TIMEOUT_S = 30
     fast_reclaim = {"WORKER_CLAIM_IDLE_MS": "1000", "WORKER_BLOCK_MS": "200", "WEATHER_TERMINALS": "1"}
-    doomed = worker_process(
-        "runworker", "weather", env={**fast_reclaim, "WEATHER_PROCESSING_DELAY_MS": "60000"}
-    )
+    doomed = worker_process("runworker", "weather", env={**fast_reclaim, "WEATHER_PROCESSING_DELAY_MS": "60000"})
     wait_for_terminals(redis_client, 1)
     token = token_of(api_client)
     with ThreadPoolExecutor(1) as pool:
@@ -135,15 +129,11 @@ def test_kill_9_mid_request_the_request_is_reclaimed_and_answered(
     wait_until(lambda: group_done(redis_client))
 
 
-def test_kill_9_after_the_caller_gave_up_times_out_cleanly(
-    api_client, redis_client, settings, worker_process
-):
+def test_kill_9_after_the_caller_gave_up_times_out_cleanly(api_client, redis_client, settings, worker_process):
     # given: a slow worker holding a request whose caller waits only 1 s
     settings.WEATHER_REPLY_TIMEOUT_S = 1.0
     fast_reclaim = {"WORKER_CLAIM_IDLE_MS": "1000", "WORKER_BLOCK_MS": "200", "WEATHER_TERMINALS": "1"}
-    doomed = worker_process(
-        "runworker", "weather", env={**fast_reclaim, "WEATHER_PROCESSING_DELAY_MS": "60000"}
-    )
+    doomed = worker_process("runworker", "weather", env={**fast_reclaim, "WEATHER_PROCESSING_DELAY_MS": "60000"})
     wait_for_terminals(redis_client, 1)
     response = api_client.post("/WeatherForecast/city", {"city": "Riga"}, format="json")
     assert response.status_code == 504
@@ -182,14 +172,10 @@ def test_sigterm_lets_the_worker_finish_its_request_before_exiting(api_client, r
     assert redis_client.xpending(REQUESTS, GROUP)["pending"] == 0
 
 
-def test_sigterm_lets_a_web_process_finish_its_waiting_request(
-    api_client, redis_client, web_process, worker_process
-):
+def test_sigterm_lets_a_web_process_finish_its_waiting_request(api_client, redis_client, web_process, worker_process):
     # given: a web process with a request waiting for a slow terminal
     token = token_of(api_client)
-    worker_process(
-        "runworker", "weather", env={"WEATHER_TERMINALS": "1", "WEATHER_PROCESSING_DELAY_MS": "1500"}
-    )
+    worker_process("runworker", "weather", env={"WEATHER_TERMINALS": "1", "WEATHER_PROCESSING_DELAY_MS": "1500"})
     web = web_process()
     wait_for_terminals(redis_client, 1)
     with ThreadPoolExecutor(1) as pool:

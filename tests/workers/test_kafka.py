@@ -26,9 +26,7 @@ def test_a_record_the_handler_raises_on_is_dead_lettered_and_the_rest_written(ka
     topic = f"loop-{uuid.uuid4().hex[:8]}"
     topic_ensure(bootstrap_servers=kafka_broker.bootstrap, topic=topic)
     values = [b"a", b"boom", b"b"]
-    readings_produce(
-        bootstrap_servers=kafka_broker.bootstrap, topic=topic, values=iter((None, v) for v in values)
-    )
+    readings_produce(bootstrap_servers=kafka_broker.bootstrap, topic=topic, values=iter((None, v) for v in values))
     spec = KafkaIngestSpec(
         name="test-loop",
         topic=topic,

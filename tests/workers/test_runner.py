@@ -156,7 +156,9 @@ def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis_client):
     redis_client.xreadgroup(GROUP, "dead", {STREAM: ">"}, count=10)
     assert redis_client.xpending(STREAM, GROUP)["consumers"] == [{"name": "dead", "pending": 2}]
     # when: they have been idle past the threshold
-    wait_until(lambda: all(p["time_since_delivered"] >= 100 for p in redis_client.xpending_range(STREAM, GROUP, "-", "+", 10)))
+    wait_until(
+        lambda: all(p["time_since_delivered"] >= 100 for p in redis_client.xpending_range(STREAM, GROUP, "-", "+", 10))
+    )
     drain(loop)
     # then
     assert sorted(Group.objects.values_list("name", flat=True)) == ["x", "y"]

@@ -46,9 +46,7 @@ class Command(BaseCommand):
         password = os.environ.get("ADMIN_PASSWORD") or _password_from_file(options["password_file"])
         user, token = admin_ensure(username=options["username"], password=password)
         if options["json"]:
-            self.stdout.write(
-                json.dumps({"username": user.get_username(), "password": password, "token": token})
-            )
+            self.stdout.write(json.dumps({"username": user.get_username(), "password": password, "token": token}))
             return
         self.stdout.write(f"username: {user.get_username()}")
         self.stdout.write(f"password: {password}")

@@ -28,9 +28,7 @@ class Command(BaseCommand):
             token = staff_token.key
 
         def progress(result):
-            sys.stderr.write(
-                f"\r{result.sent} sent, {result.errors} errors, {result.elapsed_s:.0f}/{duration:.0f}s"
-            )
+            sys.stderr.write(f"\r{result.sent} sent, {result.errors} errors, {result.elapsed_s:.0f}/{duration:.0f}s")
             sys.stderr.flush()
 
         result = simulate_events(

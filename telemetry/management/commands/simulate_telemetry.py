@@ -9,9 +9,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=1000, help="readings to produce (default 1000)")
-        parser.add_argument(
-            "--batteries", type=int, default=10, help="distinct batteries, ids 1..N (default 10)"
-        )
+        parser.add_argument("--batteries", type=int, default=10, help="distinct batteries, ids 1..N (default 10)")
         parser.add_argument("--rate", type=float, help="readings per second (default: as fast as possible)")
         parser.add_argument("--topic", default=None, help="default settings.KAFKA_TOPIC")
         parser.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")

@@ -18,12 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=10, help="number of requests (default 10)")
         parser.add_argument("--concurrency", type=int, default=10, help="parallel clients in concurrent mode")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of the server")
-        parser.add_argument(
-            "--token", default=os.environ.get("LOADTEST_TOKEN"), help="API token ($LOADTEST_TOKEN)"
-        )
-        parser.add_argument(
-            "--timeout", type=float, default=60.0, help="per-request client timeout in seconds"
-        )
+        parser.add_argument("--token", default=os.environ.get("LOADTEST_TOKEN"), help="API token ($LOADTEST_TOKEN)")
+        parser.add_argument("--timeout", type=float, default=60.0, help="per-request client timeout in seconds")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the report as JSON")
 
     def handle(self, *args, scenario, mode, count, concurrency, url, token, timeout, as_json, **options):
@@ -34,9 +30,7 @@ class Command(BaseCommand):
 
         def progress(done: int, total: int) -> None:
             if done % step == 0 or done == total:
-                self.stderr.write(
-                    f"\r  {done}/{total} ({done * 100 // total}%)", ending="\n" if done == total else ""
-                )
+                self.stderr.write(f"\r  {done}/{total} ({done * 100 // total}%)", ending="\n" if done == total else "")
                 self.stderr.flush()
 
         try:
