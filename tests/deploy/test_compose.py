@@ -70,7 +70,9 @@ def test_every_registered_consumer_has_exactly_one_worker_service_named_after_it
 
 
 def test_web_migrate_and_the_outbox_relay_run_from_the_same_image_as_the_workers():
-    our_services = {name: spec for name, spec in services().items() if spec.get("image", "").startswith("commsplatform:")}
+    our_services = {
+        name: spec for name, spec in services().items() if spec.get("image", "").startswith("commsplatform:")
+    }
 
     assert set(our_services) == OUR_IMAGE_SERVICES | set(worker_services())
     assert services()["web"]["command"] == ["web"]
@@ -105,7 +107,7 @@ def test_every_service_has_a_real_healthcheck_and_a_restart_policy():
 
 
 def test_each_worker_healthcheck_checks_its_own_consumer():
-    for name, spec in worker_services().items():
+    for spec in worker_services().values():
         consumer = spec["command"][1]
         assert spec["healthcheck"]["test"] == ["CMD", "/app/docker/entrypoint.sh", "health", "worker", consumer]
     assert services()["web"]["healthcheck"]["test"] == ["CMD", "/app/docker/entrypoint.sh", "health", "web"]
