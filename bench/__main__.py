@@ -3,7 +3,15 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.ingest", "bench.consume"]
+BENCHMARKS = [
+    "bench.ingest",
+    "bench.consume",
+    "bench.seed_users",
+    "bench.campaign_100k",
+    "bench.weather",
+    "bench.orders_saga",
+    "bench.kafka_ingest",
+]
 
 
 def main() -> int:

@@ -49,6 +49,9 @@ def _start_servers(servers: ExitStack, env: dict[str, str]) -> dict[str, str]:
     else:
         kafka = servers.enter_context(KafkaBroker(data_dir=VAR / "kafka"))
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+        # The ingest subscribes at once; without the topic it logs UNKNOWN_TOPIC_OR_PART
+        # until the first message (the default is settings.KAFKA_TOPIC's).
+        kafka.create_topic(env.get("KAFKA_TOPIC", "battery-telemetry"), partitions=4)
         described["Kafka"] = f"{kafka.bootstrap} (embedded Tansu, in memory)"
     if env.get("EMAIL_HOST"):
         described["SMTP"] = f"{env['EMAIL_HOST']}:{env.get('EMAIL_PORT', '25')} (from EMAIL_HOST)"

@@ -17,7 +17,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from workers.connection import UNAVAILABLE_ERRORS
 from workers.metrics import CONSUMER_COUNTERS, STREAM_COUNTERS, consumer_counters, stream_counters
-from workers.registry import CONSUMERS
+from workers.registry import all_names
 from workers.stats import all_stream_stats
 
 logger = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ class StreamCollector(Collector):
                         lag.add_metric([item.stream, group.name], group.lag)
                 for name, value in stream_counters(item.stream).items():
                     stream_counter[name].add_metric([item.stream], value)
-            for spec in CONSUMERS.values():
-                for name, value in consumer_counters(spec.name).items():
-                    consumer[name].add_metric([spec.name], value)
+            for consumer_name in all_names():
+                for name, value in consumer_counters(consumer_name).items():
+                    consumer[name].add_metric([consumer_name], value)
             up.add_metric([], 1)
         except UNAVAILABLE_ERRORS as exc:
             logger.warning("metrics: Redis unavailable: %s", exc)

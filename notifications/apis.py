@@ -2,31 +2,16 @@ from dataclasses import asdict
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.pagination import PageNumberPagination
 from workers.publish import StreamUnavailable
 
 from .selectors import notification_message_list
 from .services import notification_message_publish
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class AnyContentTypeJSONParser(JSONParser):
-    """The seed's producer parsed every body as JSON whatever its Content-Type."""
-
-    media_type = "*/*"
 
 
 class EventPublishApi(APIView):

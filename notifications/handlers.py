@@ -42,3 +42,28 @@ def handle_email_batch(event: Event) -> None:
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise PermanentError(f"not an email batch: {event.payload!r}")
     deliveries_send(delivery_ids=ids)
+
+
+ORDER_FINALIZED = "orders.order.finalized"
+
+
+def handle_order_finalized(event: Event) -> None:
+    """orders / notifications: email the customer the outcome of their order (seed 004's
+    msg service). Other order events on the stream are not for us; customers without an
+    email get the stored CustomerMessage only."""
+    from .services import notification_send
+
+    if event.type != ORDER_FINALIZED:
+        return
+    payload = event.payload
+    if not isinstance(payload.get("order_id"), int) or not isinstance(payload.get("status"), str):
+        raise PermanentError(f"not a finalized order: {payload!r}")
+    if not payload.get("customer_email"):
+        return
+    notification_send(
+        channel="email",
+        email=payload["customer_email"],
+        subject=f"Your order #{payload['order_id']}: {payload['status']}",
+        body=str(payload.get("message", "")),
+        dedupe_key=f"order:{payload['order_id']}:finalized",
+    )

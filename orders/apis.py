@@ -1,10 +1,10 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commsplatform.api import AnyContentTypeJSONParser
 from commsplatform.pagination import PageNumberPagination
 
 from .models import Order
@@ -34,12 +34,6 @@ class Unprocessable(exceptions.APIException):
     status_code = 422
     default_detail = "The request cannot be processed."
     default_code = "unprocessable"
-
-
-class AnyContentTypeJSONParser(JSONParser):
-    """The seed's gateway parsed every body as JSON whatever its Content-Type."""
-
-    media_type = "*/*"
 
 
 class OrderPlaceInputSerializer(serializers.Serializer):

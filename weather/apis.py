@@ -2,32 +2,17 @@ import math
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.errors import ServiceUnavailable
 
 from .health import check_weather_circuit
 from .resilience import RETRYABLE, CircuitOpen
 from .selectors import forecast_sample_list, weather_status
 from .services import ForecastTimeout, forecast_request
-
-
-class StrictCharField(serializers.CharField):
-    """Refuses numbers and booleans instead of turning them into text."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class AnyContentTypeJSONParser(JSONParser):
-    """The seed's ingress parsed every body as JSON whatever its Content-Type."""
-
-    media_type = "*/*"
 
 
 class GatewayTimeout(exceptions.APIException):

@@ -87,6 +87,14 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             concurrency=settings.EMAIL_SENDER_CONCURRENCY,
             description="email batches → SMTP (one persistent connection per thread)",
         ),
+        ConsumerSpec(
+            name="order-messages",
+            stream="orders",
+            group="notifications",
+            handler="notifications.handlers.handle_order_finalized",
+            batch_size=50,
+            description="orders.order.finalized → the customer's email (seed 004's msg service)",
+        ),
         # seed 003: weather request/reply
         ConsumerSpec(
             name="weather",
@@ -141,9 +149,9 @@ CONSUMERS: dict[str, ConsumerSpec] = {
 # Consumers that do not read a Redis stream (they are run by `runworker` too).
 # name → dotted path of a callable `run(stop_event) -> None`.
 EXTERNAL_CONSUMERS: dict[str, str] = {
-    # seed 000: Kafka → Redis telemetry ingest
     # seed 002: re-queues deferred (4xx, outage) deliveries and those whose sender died
     "email-retry": "notifications.retry_loop.run",
+    # seed 000: Kafka → Redis telemetry ingest
     "kafka-ingest": "telemetry.handlers.run_kafka_ingest",
 }
 

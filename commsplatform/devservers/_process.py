@@ -152,7 +152,9 @@ class ProcessServer:
             )
 
     def _signal(self, signum: int) -> None:
-        if self._process is None:
+        # Never signal a reaped child: with pid_max at 32768 its pid (and so its group id)
+        # may already belong to another process.
+        if self._process is None or self._process.poll() is not None:
             return
         try:
             os.killpg(self._process.pid, signum)

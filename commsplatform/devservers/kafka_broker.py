@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from ._process import ProcessServer, port_is_open
 
@@ -43,6 +43,16 @@ class KafkaBroker(ProcessServer):
             "--advertised-listener-url", listener,
             "--storage-engine", self.storage,
         ]  # fmt: skip
+
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        """Create a topic (no error if it exists), so consumers can subscribe before producers write."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": _QUIET_LOGGER})
+        future = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name]
+        try:
+            future.result(10)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
 
     def is_ready(self) -> bool:
         # librdkafka logs every refused connection, so only ask once the port is open.

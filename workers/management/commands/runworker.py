@@ -5,6 +5,8 @@ from workers.runner import Runner
 
 
 class Command(BaseCommand):
+    # Checks cost a second at every start and say nothing `migrate` did not already.
+    requires_system_checks: list[str] = []
     help = "Run stream consumers from the registry (one by name, or --all), until SIGTERM."
 
     def add_arguments(self, parser):
