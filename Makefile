@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-COMPOSE := docker compose -f docker/compose.yaml
+COMPOSE := docker compose --env-file .env -f docker/compose.yaml
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint fmt bench up down clean
@@ -38,11 +38,15 @@ fmt: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-up:
+up: .env
 	$(COMPOSE) up -d --build
 
-down:
+down: .env
 	$(COMPOSE) down
+
+.env:
+	@echo "No .env: copy .env.example to .env and fill in the secrets (see docker/README.md)." >&2
+	@exit 1
 
 clean:
 	rm -rf var staticfiles .pytest_cache .ruff_cache

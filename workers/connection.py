@@ -26,6 +26,7 @@ def get_redis(url: str | None = None) -> redis.Redis:
 
     Strings are decoded. Each command is retried a few times with jittered backoff
     (settings.REDIS_RETRIES) so a Redis restart costs a short delay, not an error.
+    A `rediss://` URL connects over TLS with settings.REDIS_SSL_OPTIONS (CA, cert checks).
     """
     url = url or settings.REDIS_URL
     client = _clients.get(url)
@@ -41,6 +42,7 @@ def get_redis(url: str | None = None) -> redis.Redis:
                     health_check_interval=15,
                     retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), settings.REDIS_RETRIES),
                     retry_on_error=[redis.ConnectionError, redis.TimeoutError, ConnectionResetError],
+                    **(getattr(settings, "REDIS_SSL_OPTIONS", {}) if url.startswith("rediss://") else {}),
                 )
                 _clients[url] = client
     return client

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 from django.conf import settings
@@ -62,6 +63,11 @@ def compute_backoff(attempt: int, *, base: float, cap: float) -> float:
 def default_consumer_name(index: int = 0) -> str:
     base = os.environ.get("WORKER_CONSUMER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     return f"{base}-{index}"
+
+
+def heartbeat_path(consumer: str) -> Path:
+    """The file `runworker` touches while it runs `consumer` (settings.WORKER_HEARTBEAT_DIR)."""
+    return Path(settings.WORKER_HEARTBEAT_DIR) / f"{consumer}.heartbeat"
 
 
 @dataclass
@@ -400,6 +406,19 @@ class Runner:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
 
+    def _heartbeat(self) -> None:
+        # For container healthchecks (`manage.py worker_health`): the file's mtime says
+        # "this process is running and none of its consumer threads has died".
+        directory = getattr(settings, "WORKER_HEARTBEAT_DIR", "")
+        if not directory:
+            return
+        try:
+            os.makedirs(directory, exist_ok=True)
+            for name in {loop.spec.name for loop in self.loops} | {name for name, _ in self.external}:
+                heartbeat_path(name).touch()
+        except OSError as exc:
+            logger.warning("cannot write the heartbeat in %s: %s", directory, exc)
+
     def run(self) -> None:
         threads = [threading.Thread(target=loop.run, name=f"{loop.spec.name}", daemon=True) for loop in self.loops]
         threads += [
@@ -410,6 +429,8 @@ class Runner:
         while any(t.is_alive() for t in threads):
             for thread in threads:
                 thread.join(timeout=0.5)
+            if not self.stop.is_set() and all(t.is_alive() for t in threads):
+                self._heartbeat()
             if not self.stop.is_set() and not all(t.is_alive() for t in threads):
                 logger.error("a consumer thread died; stopping the worker so the supervisor restarts it")
                 self.stop.set()

@@ -280,3 +280,32 @@ WEATHER_RETRY_CAP_S = env.float("WEATHER_RETRY_CAP_S", default=1.0)
 WEATHER_BREAKER_FAIL_MAX = env.int("WEATHER_BREAKER_FAIL_MAX", default=5)  # consecutive failures to open
 WEATHER_BREAKER_RESET_S = env.float("WEATHER_BREAKER_RESET_S", default=30.0)  # open this long, then a trial
 LIVENESS_CHECKS += ["weather.health.check_weather_circuit"]
+
+# --- Deployment (issue 7): Redis TLS, worker heartbeat ------------------------------------
+# A `rediss://` REDIS_URL speaks TLS; these apply to it (workers.connection and the cache).
+# REDIS_SSL_CERT_REQS: required (default) | optional | none. CA bundle for a private CA,
+# and a client certificate/key where the server asks for one (tls-auth-clients).
+REDIS_SSL_CA_CERTS = env("REDIS_SSL_CA_CERTS", default="")
+REDIS_SSL_CERT_REQS = env("REDIS_SSL_CERT_REQS", default="required")
+REDIS_SSL_CERTFILE = env("REDIS_SSL_CERTFILE", default="")
+REDIS_SSL_KEYFILE = env("REDIS_SSL_KEYFILE", default="")
+REDIS_SSL_CHECK_HOSTNAME = env.bool("REDIS_SSL_CHECK_HOSTNAME", default=REDIS_SSL_CERT_REQS == "required")
+# redis-py keyword arguments for a rediss:// URL (ignored for redis://).
+REDIS_SSL_OPTIONS = {
+    key: value
+    for key, value in {
+        "ssl_cert_reqs": REDIS_SSL_CERT_REQS,
+        "ssl_ca_certs": REDIS_SSL_CA_CERTS,
+        "ssl_certfile": REDIS_SSL_CERTFILE,
+        "ssl_keyfile": REDIS_SSL_KEYFILE,
+        "ssl_check_hostname": REDIS_SSL_CHECK_HOSTNAME,
+    }.items()
+    if value != ""
+}
+if REDIS_URL.startswith("rediss://"):
+    CACHES["default"]["OPTIONS"]["CONNECTION_POOL_KWARGS"] = REDIS_SSL_OPTIONS
+# `runworker` touches <dir>/<consumer>.heartbeat while all its threads are alive;
+# `manage.py worker_health <consumer>` fails when the file is older than the max age.
+# Empty: no heartbeat (the container sets a directory of its own).
+WORKER_HEARTBEAT_DIR = env("WORKER_HEARTBEAT_DIR", default="")
+WORKER_HEARTBEAT_MAX_AGE_S = env.float("WORKER_HEARTBEAT_MAX_AGE_S", default=60.0)
