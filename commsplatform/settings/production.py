@@ -43,10 +43,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # Static files (the admin, Swagger UI) collected into the image and served by WhiteNoise.
 STATIC_ROOT = env("DJANGO_STATIC_ROOT", default=str(STATIC_ROOT))
-MIDDLEWARE = list(MIDDLEWARE)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
-)
+# (WhiteNoiseMiddleware is in base's MIDDLEWARE; here it serves hashed, compressed files.)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
