@@ -84,6 +84,14 @@ class RecipientDetailApi(APIView):
         return Response(RecipientOutputSerializer(recipient).data)
 
 
+class SeedRecipientDetailApi(RecipientDetailApi):
+    """The seed's `GET /api/v1/user/<id>`: the same view under its own operation id."""
+
+    @extend_schema(responses=RecipientOutputSerializer, operation_id="seed_users_retrieve", tags=["seed"])
+    def get(self, request, recipient_id: int):
+        return super().get(request, recipient_id)
+
+
 class SeedUserGenerateApi(APIView):
     """`GET /api/v1/user/generate`: add USERS_GENERATE_COUNT (100,000) fake users. Staff only."""
 
