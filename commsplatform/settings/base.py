@@ -52,6 +52,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "commsplatform.urls"
+CSRF_FAILURE_VIEW = "commsplatform.errors.csrf_failure"  # JSON, like every other error
 
 TEMPLATES = [
     {
