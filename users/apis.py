@@ -32,6 +32,8 @@ class RecipientOutputSerializer(serializers.Serializer):
 class RecipientListApi(APIView):
     """Recipients (paginated); POST creates one."""
 
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
+
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
