@@ -6,11 +6,12 @@ INSTALLED := $(VENV)/.installed
 COMPOSE := docker compose --env-file .env -f docker/compose.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt bench up down clean
+.PHONY: help install run test fuzz lint fmt bench up down clean
 
 help:
 	@echo "make run    the whole platform locally (embedded Redis, Kafka, SMTP; SQLite)"
 	@echo "make test   lint, then the pytest suite (starts its own PostgreSQL and Redis)"
+	@echo "make fuzz   schemathesis over every operation with FUZZ_MAX_EXAMPLES (default 200) examples each"
 	@echo "make lint | fmt | bench | up | down | clean"
 
 install: $(INSTALLED)
@@ -26,6 +27,11 @@ run: $(INSTALLED)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# `make test` fuzzes with a few examples per operation; this runs many more (same seed unless FUZZ_SEED).
+FUZZ_MAX_EXAMPLES ?= 200
+fuzz: $(INSTALLED)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest tests/hardening/test_fuzz.py -s $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

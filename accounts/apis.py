@@ -17,6 +17,8 @@ class AccountOutputSerializer(serializers.Serializer):
 
 
 class AccountListApi(APIView):
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
+
     @extend_schema(responses=AccountOutputSerializer(many=True), operation_id="accounts_list")
     def get(self, request):
         paginator = PageNumberPagination()

@@ -33,8 +33,8 @@ class CampaignOutputSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(source="skipped_count")
     progress = serializers.FloatField(source="progress_percent")
     createdAt = serializers.DateTimeField(source="created_at")
-    startedAt = serializers.DateTimeField(source="started_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
 
 
 def _template_field(label: str):
@@ -51,6 +51,8 @@ def _template_field(label: str):
 
 class CampaignListApi(APIView):
     """Campaigns, newest first; POST creates one and (unless `send` is false) starts sending."""
+
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)

@@ -76,3 +76,8 @@ def json_400(request, exception=None) -> JsonResponse:
 
 def json_403(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body(403, "Forbidden."), status=403)
+
+
+def csrf_failure(request, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: a refused session-authenticated write gets the JSON shape, not Django's HTML page."""
+    return JsonResponse(error_body(403, f"CSRF verification failed: {reason}"), status=403)

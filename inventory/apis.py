@@ -17,6 +17,8 @@ class ProductOutputSerializer(serializers.Serializer):
 
 
 class ProductListApi(APIView):
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
+
     @extend_schema(responses=ProductOutputSerializer(many=True), operation_id="products_list")
     def get(self, request):
         paginator = PageNumberPagination()

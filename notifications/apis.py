@@ -56,6 +56,8 @@ class SeedEventPublishApi(EventPublishApi):
 class EventListApi(EventPublishApi):
     """Stored notification messages, newest first; POST publishes one."""
 
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
+
     class ListOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField(source="message_id")
         event_id = serializers.UUIDField()

@@ -37,7 +37,7 @@ class Unprocessable(exceptions.APIException):
 
 
 class OrderPlaceInputSerializer(serializers.Serializer):
-    product_ids = serializers.ListField(child=IdField(), allow_empty=False, max_length=100)
+    product_ids = serializers.ListField(child=IdField(), allow_empty=False, min_length=1, max_length=100)
     customer_id = IdField()
 
 
@@ -77,6 +77,8 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
 
 class OrderListApi(APIView):
     """Orders, newest first (filter by customer_id, status); POST places one."""
+
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     @extend_schema(
         parameters=[

@@ -24,6 +24,8 @@ class BatteryStateSerializer(serializers.Serializer):
 class BatteryListApi(APIView):
     """Every battery's latest reading, by battery id (live state in Redis)."""
 
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
+
     OutputSerializer = BatteryStateSerializer
 
     @extend_schema(responses=OutputSerializer(many=True), operation_id="batteries_list")

@@ -32,6 +32,8 @@ class RecipientOutputSerializer(serializers.Serializer):
 class RecipientListApi(APIView):
     """Recipients (paginated); POST creates one."""
 
+    pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
+
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
@@ -82,6 +84,14 @@ class RecipientDetailApi(APIView):
         if recipient is None:
             raise NotFound(f"No user with id {recipient_id}.")
         return Response(RecipientOutputSerializer(recipient).data)
+
+
+class SeedRecipientDetailApi(RecipientDetailApi):
+    """The seed's `GET /api/v1/user/<id>`: the same view under its own operation id."""
+
+    @extend_schema(responses=RecipientOutputSerializer, operation_id="seed_users_retrieve", tags=["seed"])
+    def get(self, request, recipient_id: int):
+        return super().get(request, recipient_id)
 
 
 class SeedUserGenerateApi(APIView):
