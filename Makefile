@@ -4,6 +4,8 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 COMPOSE := docker compose --env-file .env -f docker/compose.yaml
+# The packages mypy checks (tests, bench and migrations are excluded in pyproject.toml).
+MYPY_PACKAGES := commsplatform workers notifications users campaigns orders inventory accounts weather telemetry
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test fuzz lint fmt bench up down clean
@@ -36,6 +38,7 @@ fuzz: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(MYPY_PACKAGES)
 
 fmt: $(INSTALLED)
 	$(BIN)/ruff check --fix .

@@ -14,6 +14,9 @@ from .services import deliveries_requeue_due
 
 logger = logging.getLogger(__name__)
 
+# A constant: mypy cannot check a starred tuple written in an `except` clause.
+_ROUND_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, DatabaseError)
+
 
 def run(stop_event: threading.Event) -> None:
     logger.info("email-retry: polling every %.1fs", settings.EMAIL_RETRY_POLL_S)
@@ -23,7 +26,7 @@ def run(stop_event: threading.Event) -> None:
             try:
                 while deliveries_requeue_due() and not stop_event.is_set():
                     pass
-            except (*UNAVAILABLE_ERRORS, DatabaseError) as exc:  # Redis or the database away: next round
+            except _ROUND_ERRORS as exc:  # Redis or the database away: next round
                 logger.warning("email-retry: %s", exc)
             stop_event.wait(settings.EMAIL_RETRY_POLL_S)
     finally:

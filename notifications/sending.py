@@ -26,10 +26,12 @@ import random
 import smtplib
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.header import Header
 from email.utils import formatdate
+from typing import Any
 
 import token_bucket
 from django.conf import settings
@@ -100,6 +102,7 @@ class SmtpClient:
         raise AssertionError("unreachable")
 
     def _transaction(self, conn: smtplib.SMTP, from_addr: str, to_addr: str, message: bytes) -> SmtpReply:
+        text: bytes | str  # SMTPDataError.smtp_error may be either
         code, text = conn.mail(from_addr)
         if code == 250:
             code, text = conn.rcpt(to_addr)
@@ -201,7 +204,7 @@ def _outage_pause() -> float:
 # --- the ledger protocol ------------------------------------------------------------
 
 
-def _claim(ids: list[int]) -> list[dict]:
+def _claim(ids: list[int]) -> list[Mapping[str, Any]]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.EMAIL_SENDING_LEASE_S)
     with transaction.atomic():
@@ -249,7 +252,7 @@ def _campaign_content(campaign_ids: set[int]) -> dict[int, tuple]:
     return content
 
 
-def _render(row: dict, content: dict[int, tuple]) -> tuple[str, str, str]:
+def _render(row: Mapping[str, Any], content: dict[int, tuple]) -> tuple[str, str, str]:
     """(from, subject, body) of one delivery."""
     if row["campaign_id"] is None:
         return row["from_email"] or settings.DEFAULT_FROM_EMAIL, row["subject"], row["body"]
@@ -275,7 +278,7 @@ class _ChunkResult:
     outage: str | None = None
 
 
-def _send_chunk(rows: list[dict]) -> _ChunkResult:
+def _send_chunk(rows: list[Mapping[str, Any]]) -> _ChunkResult:
     result = _ChunkResult([], [], [], [])
     content = _campaign_content({r["campaign_id"] for r in rows if r["campaign_id"] is not None})
     client = smtp_client()
@@ -306,7 +309,7 @@ def _send_chunk(rows: list[dict]) -> _ChunkResult:
     return result
 
 
-def _record(result: _ChunkResult, rows: list[dict], pause_s: float) -> set[int]:
+def _record(result: _ChunkResult, rows: list[Mapping[str, Any]], pause_s: float) -> set[int]:
     """Store a chunk's outcome and the campaign counters in one transaction."""
     campaign_of = {r["pk"]: r["campaign_id"] for r in rows}
     now = timezone.now()

@@ -53,9 +53,18 @@ def notification_message_publish(*, description: str) -> PublishedMessage:
     Raises workers.publish.StreamUnavailable when Redis is unreachable.
     """
     timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    payload = {"id": _next_message_id(), "description": description, "timestamp": timestamp}
+    message_id = _next_message_id()
+    payload = {"id": message_id, "description": description, "timestamp": timestamp}
     stream_id = publish("events", Event(type=EVENT_TYPE, payload=payload))
-    return PublishedMessage(stream_id=stream_id, **payload)
+    return PublishedMessage(id=message_id, description=description, timestamp=timestamp, stream_id=stream_id)
+
+
+def _message_timestamp(event: Event) -> datetime:
+    # The handler rejects bad timestamps first; this keeps None out of the NOT NULL column.
+    timestamp = parse_datetime(event.payload["timestamp"])
+    if timestamp is None:
+        raise PermanentError(f"bad timestamp in notification message: {event.payload['timestamp']!r}")
+    return timestamp
 
 
 def notification_messages_store(*, events: list[Event]) -> int:
@@ -65,7 +74,7 @@ def notification_messages_store(*, events: list[Event]) -> int:
             event_id=event.id,
             message_id=int(event.payload["id"]),
             description=str(event.payload["description"]),
-            timestamp=parse_datetime(event.payload["timestamp"]),
+            timestamp=_message_timestamp(event),
             stream_id=event.stream_id or "",
         )
         for event in events

@@ -1,6 +1,7 @@
 """Reads of the live battery state, straight from the Redis hashes the ingest writes."""
 
 from collections.abc import Sequence
+from typing import cast
 
 from workers.connection import get_redis
 
@@ -10,7 +11,7 @@ from .services import BATTERY_IDS_KEY, BATTERY_KEY
 
 def battery_id_list() -> list[int]:
     """Every battery seen so far, in id order."""
-    members = get_redis().smembers(BATTERY_IDS_KEY)
+    members = cast(set[str], get_redis().smembers(BATTERY_IDS_KEY))  # a decode_responses client
     return sorted(int(member) for member in members if member.lstrip("-").isdigit())
 
 

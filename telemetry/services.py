@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 import redis
 from django.conf import settings
 from redis.commands.core import Script
+from redis.typing import EncodableT
 
 from workers.connection import get_redis
 
@@ -89,7 +90,8 @@ return changed
 """
 # Registered without a client: it runs on whichever client or pipeline is passed, and a
 # pipeline loads it (SCRIPT LOAD) when the server does not know it, e.g. after a restart.
-_apply_script = Script(None, _APPLY_LUA.encode())
+# The stub requires a client; None is fine at runtime since the source is bytes and each call passes one.
+_apply_script = Script(None, _APPLY_LUA.encode())  # type: ignore[arg-type]
 
 
 def changes_stream() -> str:
@@ -114,7 +116,7 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
     if pipe is None:
         pipe = get_redis().pipeline(transaction=False)
     occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    head = [occurred_at, UPDATE_MESSAGE, EVENT_TYPE, EVENT_VERSION]
+    head: list[EncodableT] = [occurred_at, UPDATE_MESSAGE, EVENT_TYPE, EVENT_VERSION]
     fixed_keys = [BATTERY_IDS_KEY, changes_stream()]
     for start in range(0, len(readings), CHUNK_SIZE):
         chunk = readings[start : start + CHUNK_SIZE]

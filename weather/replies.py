@@ -26,12 +26,13 @@ Design (chosen over per-process reply streams):
 import logging
 import os
 import threading
+from typing import cast
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from prometheus_client import Counter, Gauge
 
-from workers.connection import UNAVAILABLE_ERRORS, get_redis
+from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, XReadReply, get_redis
 from workers.publish import stream_name
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ class ReplyRouter:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
             self._pid = os.getpid()
-            tail = get_redis().xrevrange(self.stream, count=1)
+            # Decoded RESP2 reply (the stub also allows bytes and None ids).
+            tail = cast(list[StreamEntry], get_redis().xrevrange(self.stream, count=1))
             self._last_id = tail[0][0] if tail else "0-0"
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="weather-replies", daemon=True)
@@ -117,7 +119,8 @@ class ReplyRouter:
         failures = 0
         while not self._stop.is_set():
             try:
-                response = get_redis().xread({self.stream: self._last_id}, count=1000, block=block_ms)
+                # Decoded RESP2 reply (the stub also allows bytes and RESP3 dicts).
+                response = cast(XReadReply, get_redis().xread({self.stream: self._last_id}, count=1000, block=block_ms))
                 failures = 0
                 self.last_error = None
             except UNAVAILABLE_ERRORS as exc:

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RETRYABLE = (StreamUnavailable, *UNAVAILABLE_ERRORS)
+RETRYABLE: tuple[type[BaseException], ...] = (StreamUnavailable, *UNAVAILABLE_ERRORS)
 
 # redis_circuit_state values (the seed's gauge): 0 closed, 1 open, 2 half-open.
 STATE_CODES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_OPEN: 1, pybreaker.STATE_HALF_OPEN: 2}
@@ -49,7 +49,7 @@ class CircuitOpen(Exception):
 class _Tracker(pybreaker.CircuitBreakerListener):
     """Keeps what /healthz explains: the last error and when the state changed."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.last_error: str | None = None
         self.changed_at: float = time.time()
 

@@ -2,12 +2,12 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
 
-from workers.connection import UNAVAILABLE_ERRORS, get_redis
+from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, get_redis
 from workers.publish import stream_name
 
 from .replies import get_router
@@ -63,11 +63,12 @@ def weather_queue_stats(client: redis.Redis | None = None) -> QueueStats:
         return QueueStats(0, 0, 0, 0, 0)
     group = next((g for g in client.xinfo_groups(stream) if g["name"] == group_name), None)
     if group is None:  # no terminal ever ran: everything is waiting
-        waiting = client.xlen(stream)
-        return QueueStats(waiting, waiting, 0, 0, 0)
+        entries = client.xlen(stream)
+        return QueueStats(entries, entries, 0, 0, 0)
     waiting = group.get("lag")
     if waiting is None:  # Redis < 7 has no lag: count entries after the last delivered one
-        waiting = len(client.xrange(stream, min=f"({group['last-delivered-id']}", count=_LAG_SCAN_CAP))
+        after = client.xrange(stream, min=f"({group['last-delivered-id']}", count=_LAG_SCAN_CAP)
+        waiting = len(cast(list[StreamEntry], after))  # XRANGE replies with a list, never nil (the stub allows None)
     consumers = client.xinfo_consumers(stream, group_name)
     active = sum(1 for c in consumers if c["pending"])
     return QueueStats(

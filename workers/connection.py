@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+from redis.typing import EncodableT, FieldT
 
 _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
@@ -19,6 +20,15 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     OSError,
 )
+
+# redis-py types stream replies for every client (bytes or str, RESP2 or RESP3 shapes). Ours
+# decode responses and speak RESP2, so these are the shapes get_redis() clients return:
+StreamEntry = tuple[str, dict[str, str]]  # one XRANGE / XREVRANGE / XREAD entry: (id, fields)
+PendingStreamEntry = tuple[str, dict[str, str] | None]  # XREADGROUP of pending ids: fields None if deleted
+XReadReply = list[tuple[str, list[StreamEntry]]]  # XREAD: [[stream, entries], ...] (2-item lists)
+XReadGroupReply = list[tuple[str, list[PendingStreamEntry]]]
+# XADD takes `dict[FieldT, EncodableT]`; dict is invariant, so our dict[str, str] fields are cast to it.
+XAddFields = dict[FieldT, EncodableT]
 
 
 def get_redis(url: str | None = None) -> redis.Redis:

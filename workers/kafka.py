@@ -32,17 +32,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from . import metrics
-from .connection import UNAVAILABLE_ERRORS, get_redis
+from .connection import UNAVAILABLE_ERRORS, XAddFields, get_redis
 from .runner import compute_backoff
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
+
+# A constant: mypy cannot check a starred tuple written in an `except` clause.
+_TRIM_ERRORS: tuple[type[Exception], ...] = (redis.ResponseError, *UNAVAILABLE_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +222,8 @@ class KafkaIngestLoop:
             pipe = get_redis().pipeline(transaction=False)
             rejected = self._handle_one_by_one(records, pipe)
         for item in rejected:
-            pipe.xadd(self.spec.dlq, dead_letter_fields(item, consumer=self.spec.name, group=self.spec.group))
+            fields = dead_letter_fields(item, consumer=self.spec.name, group=self.spec.group)
+            pipe.xadd(self.spec.dlq, cast(XAddFields, fields))
         metrics.incr_consumer(pipe, self.spec.name, processed=len(records) - len(rejected), dead_lettered=len(rejected))
         pipe.execute()
         if rejected:
@@ -291,7 +295,7 @@ class KafkaIngestLoop:
         for stream in self.spec.trim_streams:
             try:
                 trim_stream(stream)
-            except (redis.ResponseError, *UNAVAILABLE_ERRORS) as exc:
+            except _TRIM_ERRORS as exc:
                 logger.warning("kafka ingest %s: trimming %s failed: %s", self.spec.name, stream, exc)
 
 

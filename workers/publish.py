@@ -10,13 +10,14 @@
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .connection import UNAVAILABLE_ERRORS, get_redis
+from .connection import UNAVAILABLE_ERRORS, XAddFields, get_redis
 from .events import Event
 from .models import OutboxEvent
 
@@ -49,7 +50,7 @@ def publish_many(stream: str, events: Sequence[Event], *, maxlen: int | None = N
     try:
         pipe = get_redis().pipeline(transaction=False)
         for event in events:
-            pipe.xadd(name, event.to_fields(), maxlen=maxlen, approximate=True)
+            pipe.xadd(name, cast(XAddFields, event.to_fields()), maxlen=maxlen, approximate=True)
         return pipe.execute()
     except UNAVAILABLE_ERRORS as exc:
         raise StreamUnavailable(f"Redis unreachable while publishing to {name}: {exc}") from exc

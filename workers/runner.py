@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, cast
 
 import redis
 from django.conf import settings
@@ -38,7 +39,7 @@ from django.utils.module_loading import import_string
 from tenacity import RetryError, Retrying, retry_if_not_exception_type, stop_after_attempt, wait_random_exponential
 
 from . import metrics
-from .connection import UNAVAILABLE_ERRORS, get_redis
+from .connection import UNAVAILABLE_ERRORS, PendingStreamEntry, XAddFields, XReadGroupReply, get_redis
 from .events import Event, MalformedEvent
 from .models import ProcessedEvent
 from .registry import EXTERNAL_CONSUMERS, ConsumerSpec
@@ -68,6 +69,21 @@ def default_consumer_name(index: int = 0) -> str:
 def heartbeat_path(consumer: str) -> Path:
     """The file `runworker` touches while it runs `consumer` (settings.WORKER_HEARTBEAT_DIR)."""
     return Path(settings.WORKER_HEARTBEAT_DIR) / f"{consumer}.heartbeat"
+
+
+class _PendingInfo(TypedDict):
+    """One XPENDING (extended form) entry, as a decode_responses client returns it."""
+
+    message_id: str
+    consumer: str
+    time_since_delivered: int
+    times_delivered: int
+
+
+def _entry_id(event: Event) -> str:
+    """The stream entry id of an event this loop read (Event.from_fields got it)."""
+    assert event.stream_id is not None
+    return event.stream_id
 
 
 @dataclass
@@ -159,7 +175,7 @@ class ConsumerLoop:
                 raise
         self._group_ready = True
 
-    def _read(self, client: redis.Redis, start: str, block: bool = False) -> list[tuple[str, dict]]:
+    def _read(self, client: redis.Redis, start: str, block: bool = False) -> list[PendingStreamEntry]:
         """XREADGROUP one batch; `start` "0" re-reads this consumer's own pending list."""
         try:
             response = client.xreadgroup(
@@ -177,7 +193,7 @@ class ConsumerLoop:
             raise
         if not response:
             return []
-        return list(response[0][1])
+        return list(cast(XReadGroupReply, response)[0][1])  # the stub's union covers RESP3 and bytes replies
 
     def _claim(self, client: redis.Redis) -> int:
         handled = 0
@@ -199,8 +215,11 @@ class ConsumerLoop:
                 raise
             if entries:
                 ids = [entry_id for entry_id, _ in entries]
-                pending = client.xpending_range(
-                    self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2, consumername=self.consumer
+                pending = cast(
+                    list[_PendingInfo],  # the stub types each value bytes | str | int
+                    client.xpending_range(
+                        self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2, consumername=self.consumer
+                    ),
                 )
                 deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
                 logger.info("consumer %s reclaimed %d idle entries", self.spec.name, len(entries))
@@ -222,7 +241,7 @@ class ConsumerLoop:
     def _handle_entries(
         self,
         client: redis.Redis,
-        entries: list[tuple[str, dict]],
+        entries: list[PendingStreamEntry],
         *,
         delivery_counts: dict[str, int] | None = None,
         default_count: int = 1,
@@ -283,7 +302,7 @@ class ConsumerLoop:
         )
         try:
             outcome.duplicates += retrying(self._apply, [event])
-            outcome.ack.append(event.stream_id)
+            outcome.ack.append(_entry_id(event))
             outcome.processed += 1
             return
         except RetryError as exc:
@@ -297,7 +316,7 @@ class ConsumerLoop:
             "consumer %s: event %s dead-lettered after %d attempt(s): %r", self.spec.name, event.id, attempts, error
         )
         outcome.failed += 1
-        outcome.dead.append((event.stream_id, event.to_fields(), f"{type(error).__name__}: {error}", attempts))
+        outcome.dead.append((_entry_id(event), event.to_fields(), f"{type(error).__name__}: {error}", attempts))
 
     def _handle_batch(self, events: list[Event], outcome: _Outcome) -> None:
         """One try for the whole batch; on failure, each event alone with retries, so a
@@ -311,7 +330,7 @@ class ConsumerLoop:
             for event in events:
                 self._handle_one(event, outcome)
             return
-        outcome.ack.extend(e.stream_id for e in events)
+        outcome.ack.extend(_entry_id(e) for e in events)
         outcome.processed += len(events)
 
     def _apply(self, events: list[Event]) -> int:
@@ -348,19 +367,17 @@ class ConsumerLoop:
     def _finish(self, client: redis.Redis, outcome: _Outcome, reclaimed: int) -> None:
         pipe = client.pipeline(transaction=True)
         for entry_id, fields, error, attempts in outcome.dead:
-            pipe.xadd(
-                self.dlq,
-                {
-                    **fields,
-                    "dlq_error": error[:2000],
-                    "dlq_attempts": str(attempts),
-                    "dlq_stream": self.stream,
-                    "dlq_group": self.group,
-                    "dlq_entry_id": entry_id,
-                    "dlq_consumer": self.spec.name,
-                    "dlq_at": str(int(time.time() * 1000)),
-                },
-            )
+            dead_letter = {
+                **fields,
+                "dlq_error": error[:2000],
+                "dlq_attempts": str(attempts),
+                "dlq_stream": self.stream,
+                "dlq_group": self.group,
+                "dlq_entry_id": entry_id,
+                "dlq_consumer": self.spec.name,
+                "dlq_at": str(int(time.time() * 1000)),
+            }
+            pipe.xadd(self.dlq, cast(XAddFields, dead_letter))
         ack_ids = outcome.ack + [d[0] for d in outcome.dead]
         if ack_ids:
             pipe.xack(self.stream, self.group, *ack_ids)

@@ -46,7 +46,7 @@ class KafkaBroker(ProcessServer):
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         """Create a topic (no error if it exists), so consumers can subscribe before producers write."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": _QUIET_LOGGER})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap}, logger=_QUIET_LOGGER)
         future = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name]
         try:
             future.result(10)
@@ -58,7 +58,7 @@ class KafkaBroker(ProcessServer):
         # librdkafka logs every refused connection, so only ask once the port is open.
         if not port_is_open(self.host, self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000, "logger": _QUIET_LOGGER})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000}, logger=_QUIET_LOGGER)
         try:
             admin.list_topics(timeout=2)
         except KafkaException:

@@ -6,6 +6,7 @@ imports this module and then refuses unsafe values (see production.py).
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -254,7 +255,7 @@ READINESS_CHECKS = ["commsplatform.health.check_database", "commsplatform.health
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env("LOG_FORMAT", default="text")  # "json" in production
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
