@@ -65,17 +65,10 @@ def publish_on_commit(stream: str, events: Event | Iterable[Event]) -> None:
     rows = OutboxEvent.objects.bulk_create(
         [OutboxEvent(stream=name, event_id=event.id, fields=event.to_fields()) for event in batch]
     )
-    ids = [row.pk for row in rows]
-    if None in ids:  # a backend that does not return primary keys from bulk inserts
-        ids = list(
-            OutboxEvent.objects.filter(event_id__in=[e.id for e in batch], stream=name).values_list("pk", flat=True)
-        )
-    transaction.on_commit(lambda: _send_outbox_rows(ids), robust=True)
-
-
-def _send_outbox_rows(ids: list[int]) -> int:
-    rows = list(OutboxEvent.objects.filter(pk__in=ids).order_by("pk"))
-    return _send(rows)
+    if any(row.pk is None for row in rows):  # a backend that returns no keys from bulk inserts
+        rows = list(OutboxEvent.objects.filter(event_id__in=[e.id for e in batch], stream=name).order_by("pk"))
+    # The rows in hand are what was committed: no need to read them back.
+    transaction.on_commit(lambda: _send(rows), robust=True)
 
 
 def _send(rows: list[OutboxEvent]) -> int:

@@ -213,6 +213,11 @@ class ConsumerLoop:
                     self._group_ready = False
                     return handled
                 raise
+            if any(entry_id is None for entry_id, _ in entries):
+                # Redis 6.2 answers (nil, nil) for a claimed entry that was trimmed away
+                # and keeps it pending; 7.x drops such entries itself.
+                entries = [entry for entry in entries if entry[0] is not None]
+                self._ack_trimmed_pending(client)
             if entries:
                 ids = [entry_id for entry_id, _ in entries]
                 pending = cast(
@@ -229,6 +234,19 @@ class ConsumerLoop:
             if start == "0-0":
                 break
         return handled
+
+    def _ack_trimmed_pending(self, client: redis.Redis) -> None:
+        """Ack this consumer's pending entries that no longer exist in the stream."""
+        pending = cast(
+            list[_PendingInfo],
+            client.xpending_range(self.stream, self.group, min="-", max="+", count=1000, consumername=self.consumer),
+        )
+        gone = [p["message_id"] for p in pending if not client.xrange(self.stream, p["message_id"], p["message_id"])]
+        if gone:
+            client.xack(self.stream, self.group, *gone)
+            logger.warning(
+                "consumer %s: acked %d pending entries trimmed from %s", self.spec.name, len(gone), self.stream
+            )
 
     def _trim(self) -> None:
         try:

