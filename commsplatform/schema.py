@@ -13,6 +13,8 @@ Every operation also documents the error responses the exception handler produce
 client (and the schemathesis fuzz test) knows the shape of a 4xx or 503.
 """
 
+from typing import Literal
+
 from drf_spectacular import openapi
 from rest_framework import serializers
 
@@ -21,10 +23,17 @@ class ErrorSerializer(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status code.")
     title = serializers.CharField(help_text="The status code's reason phrase.")
     description = serializers.CharField(help_text="What went wrong, in one sentence.")
-    errors = serializers.DictField(required=False, help_text="Per-field messages when the input was invalid.")
 
     class Meta:
         ref_name = "Error"
+
+    def get_fields(self):
+        # Added here, not as a class attribute: that would shadow Serializer.errors.
+        fields = super().get_fields()
+        fields["errors"] = serializers.DictField(
+            required=False, help_text="Per-field messages when the input was invalid."
+        )
+        return fields
 
 
 # Error responses every operation may give; 401/403 only where a permission is required.
@@ -45,7 +54,7 @@ GENERIC_NAMES = {"InputSerializer", "OutputSerializer", "FilterSerializer"}
 
 
 class AutoSchema(openapi.AutoSchema):
-    def get_serializer_name(self, serializer, direction: str) -> str:
+    def get_serializer_name(self, serializer, direction: Literal["request", "response"]) -> str:
         cls = serializer.__class__
         owner, _, name = cls.__qualname__.rpartition(".")
         if owner and name in GENERIC_NAMES:
