@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from .common import stop_processes
 from .comms_stack import CommsStack, emit, log
 
 COUNT = int(os.environ.get("BENCH_RECIPIENTS", 100_000))
@@ -175,13 +176,7 @@ def main() -> None:
             }
         )
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_processes(workers, timeout=15)
         stack.close()
 
 

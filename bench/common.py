@@ -98,6 +98,17 @@ class Gunicorn:
         self.process.wait(timeout=30)
 
 
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 20) -> None:
+    """SIGTERM them all, give each `timeout` seconds to finish its batch, then SIGKILL."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @dataclass
 class LoadResult:
     requests: int

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from commsplatform.devservers import PostgresServer, RedisServer, free_port, port_is_open
 
+from .common import stop_processes
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SEED_REFERENCE = {
@@ -271,13 +273,7 @@ def main() -> None:
         }
         print(json.dumps(result, indent=2))
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes, timeout=20)
         redis_server.stop()
         postgres.close()
 
