@@ -6,6 +6,7 @@ import sys
 BENCHMARKS = [
     "bench.ingest",
     "bench.consume",
+    "bench.outbox",
     "bench.seed_users",
     "bench.campaign_100k",
     "bench.weather",

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import cast
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -83,8 +83,22 @@ def _send(rows: list[OutboxEvent]) -> int:
         logger.warning("outbox: %d event(s) left for the relay, Redis unreachable: %s", len(rows), exc)
         OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=F("attempts") + 1, last_error=str(exc))
         return 0
-    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).delete()
+    _forget_sent([r.pk for r in rows])
     return len(rows)
+
+
+def _forget_sent(ids: list[int]) -> None:
+    """Delete outbox rows whose events Redis has taken.
+
+    Losing this delete in a crash only means the relay sends those events again, which
+    consumers recognise by their ids; so on PostgreSQL the commit skips its WAL flush
+    (`synchronous_commit = off`), taking a disk sync off every publishing request.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        OutboxEvent.objects.filter(pk__in=ids).delete()
 
 
 def relay_pending(*, batch_size: int = 500, grace_s: float | None = None) -> int:

@@ -1,0 +1,73 @@
+"""What the transactional outbox adds to a write: a transaction that creates one row and
+publishes one event with `publish_on_commit`, next to the same transaction without the
+event, on PostgreSQL (embedded) and Redis, in the same run.
+
+    python -m bench.outbox [--writes 2000]
+"""
+
+import argparse
+import itertools
+import os
+import time
+
+from commsplatform.devservers import PostgresServer, RedisServer
+
+from .common import emit, log
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--writes", type=int, default=2000)
+    args = parser.parse_args()
+
+    with PostgresServer() as postgres, RedisServer() as redis_server:
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="commsplatform.settings.base", DATABASE_URL=postgres.url, REDIS_URL=redis_server.url
+        )
+        import django
+
+        django.setup()
+        from django.contrib.auth.models import Group
+        from django.core.management import call_command
+        from django.db import transaction
+
+        from workers.events import Event
+        from workers.models import OutboxEvent
+        from workers.publish import publish_on_commit
+
+        call_command("migrate", verbosity=0)
+
+        names = itertools.count()
+
+        def write(with_event: bool) -> None:
+            with transaction.atomic():
+                group = Group.objects.create(name=f"g{next(names)}")
+                if with_event:
+                    publish_on_commit("bench-outbox", Event(type="bench.group.created", payload={"id": group.pk}))
+
+        def rate(with_event: bool) -> float:
+            started = time.perf_counter()
+            for _ in range(args.writes):
+                write(with_event)
+            return args.writes / (time.perf_counter() - started)
+
+        rate(False), rate(True)  # warm-up
+        log("measuring")
+        plain = [rate(False) for _ in range(3)]
+        published = [rate(True) for _ in range(3)]
+        plain_rate, published_rate = sorted(plain)[1], sorted(published)[1]
+        emit(
+            {
+                "benchmark": "outbox",
+                "writes": args.writes,
+                "write_with_event_per_s": round(published_rate),
+                "baseline_write_without_event_per_s": round(plain_rate),
+                "ratio": round(published_rate / plain_rate, 3),
+                "stream_length": redis_server.client().xlen("bench-outbox"),
+                "outbox_rows_left": OutboxEvent.objects.count(),
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()
