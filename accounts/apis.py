@@ -3,7 +3,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from commsplatform.pagination import PageNumberPagination
+from commsplatform.pagination import PageNumberPagination, paginated_response
 
 from .selectors import account_list
 
@@ -21,9 +21,7 @@ class AccountListApi(APIView):
 
     @extend_schema(responses=AccountOutputSerializer(many=True), operation_id="accounts_list")
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(account_list(), request, view=self)
-        return paginator.get_paginated_response(AccountOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, account_list(), AccountOutputSerializer)
 
 
 class AccountDetailApi(APIView):

@@ -4,7 +4,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from commsplatform.pagination import PageNumberPagination
+from commsplatform.pagination import PageNumberPagination, paginated_response
 from notifications.models import Delivery
 
 from .models import Campaign
@@ -76,9 +76,9 @@ class CampaignListApi(APIView):
         operation_id="campaigns_list",
     )
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(campaign_list(status=request.query_params.get("status")), request, self)
-        return paginator.get_paginated_response(CampaignOutputSerializer(page, many=True).data)
+        return paginated_response(
+            request, self, campaign_list(status=request.query_params.get("status")), CampaignOutputSerializer
+        )
 
     @extend_schema(request=InputSerializer, responses={201: CampaignOutputSerializer}, operation_id="campaigns_create")
     def post(self, request):

@@ -3,7 +3,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from commsplatform.pagination import PageNumberPagination
+from commsplatform.pagination import PageNumberPagination, paginated_response
 
 from .selectors import product_list
 
@@ -21,9 +21,7 @@ class ProductListApi(APIView):
 
     @extend_schema(responses=ProductOutputSerializer(many=True), operation_id="products_list")
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(product_list(), request, view=self)
-        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, product_list(), ProductOutputSerializer)
 
 
 class ProductDetailApi(APIView):

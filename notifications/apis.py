@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.errors import ServiceUnavailable
-from commsplatform.pagination import PageNumberPagination
+from commsplatform.pagination import PageNumberPagination, paginated_response
 from workers.publish import StreamUnavailable
 
 from .selectors import notification_message_list
@@ -73,9 +73,7 @@ class EventListApi(EventPublishApi):
     )
     def get(self, request):
         messages = notification_message_list(search=request.query_params.get("search"))
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(messages, request, view=self)
-        return paginator.get_paginated_response(self.ListOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, messages, self.ListOutputSerializer)
 
 
 class SeedEmailSendApi(APIView):

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser
-from commsplatform.pagination import PageNumberPagination
+from commsplatform.pagination import PageNumberPagination, paginated_response
 
 from .models import Order
 from .selectors import order_get, order_list, shop_report
@@ -95,9 +95,7 @@ class OrderListApi(APIView):
         orders = order_list(
             customer_id=int(customer_id) if customer_id else None, status=request.query_params.get("status")
         )
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, orders, OrderOutputSerializer)
 
     @extend_schema(
         request=OrderPlaceInputSerializer,

@@ -8,7 +8,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from commsplatform.pagination import PageNumberPagination
+from commsplatform.pagination import PageNumberPagination, paginated_response
 
 from .selectors import recipient_get, recipient_list
 from .services import recipient_create, recipients_generate
@@ -49,9 +49,9 @@ class RecipientListApi(APIView):
         operation_id="users_list",
     )
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(recipient_list(search=request.query_params.get("search")), request, self)
-        return paginator.get_paginated_response(RecipientOutputSerializer(page, many=True).data)
+        return paginated_response(
+            request, self, recipient_list(search=request.query_params.get("search")), RecipientOutputSerializer
+        )
 
     @extend_schema(request=InputSerializer, responses={201: RecipientOutputSerializer}, operation_id="users_create")
     def post(self, request):
