@@ -1,5 +1,5 @@
-"""Throttling across processes: the request history lives in the Redis cache, so two gunicorn
-processes share one budget per anonymous client (by IP) and one per token (by user).
+"""Throttling across processes: the counters live in Redis, so two gunicorn processes share
+one budget per anonymous client (by IP) and one per token (by user).
 
 Rates (settings.REST_FRAMEWORK, env THROTTLE_ANON / THROTTLE_USER): anonymous 60/minute on the
 public API routes; per token 100000/minute (the ingest path, POST /event, carries thousands of
@@ -10,9 +10,12 @@ probed every few seconds by the orchestrator and Prometheus) and the weather see
 
 import pytest
 import requests
-from django.core.cache import cache
+from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
+from commsplatform.throttling import UserRateThrottle
 from tests.helpers import subprocess_environment
 from tests.weather.conftest import WebProcess
 
@@ -31,7 +34,8 @@ def two_web_processes():
 
 def assert_throttled(response: requests.Response) -> None:
     assert response.status_code == 429, response.text
-    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    # the sliding-window estimate can ask for up to two windows
+    assert 1 <= int(response.headers["Retry-After"]) <= 120
     body = response.json()
     assert (body["status"], body["title"]) == (429, "Too Many Requests")
     assert body["description"].startswith("Request was throttled.")
@@ -44,10 +48,10 @@ def test_the_anonymous_rate_holds_across_two_gunicorn_processes(two_web_processe
     assert statuses == [200, 200, 200]
     # when: a fourth, on either process
     response = requests.get(f"{b.url}/api/v1/", timeout=10)
-    # then: throttled, and the history is one list in Redis
+    # then: throttled, and the counters in Redis hold the 3 allowed calls (not the refused one)
     assert_throttled(response)
-    assert redis_client.exists("cache:1:throttle_anon_127.0.0.1")
-    assert len(cache.get("throttle_anon_127.0.0.1")) == 3  # the timestamps of the 3 allowed calls
+    keys = redis_client.keys("cache:1:throttle_anon_127.0.0.1:*")
+    assert sum(int(redis_client.get(key)) for key in keys) == 3
 
 
 def test_the_rate_is_per_token_across_processes(two_web_processes, api_user, staff_user):
@@ -68,3 +72,42 @@ def test_health_probes_are_not_throttled(two_web_processes):
     for path in ["/healthz", "/readyz", "/WeatherForecast/health"] * 3:
         assert requests.get(f"{a.url}{path}", timeout=10).status_code == 200, path
     assert requests.get(f"{a.url}/metrics", timeout=10).status_code == 200
+
+
+# --- the sliding-window estimate, on a clock the test sets ---------------------------------
+class ThreePerMinute(UserRateThrottle):
+    rate = "3/minute"
+
+
+def check_at(seconds: float) -> tuple[bool, float | None]:
+    """(allowed, Retry-After if refused) for a request `seconds` into the test's clock."""
+    throttle = ThreePerMinute()
+    throttle.timer = lambda: 6_000_000.0 + seconds  # windows start at 0, 60, 120, ...
+    request = Request(APIRequestFactory().get("/"))
+    request.user = AnonymousUser()
+    allowed = throttle.allow_request(request, None)
+    return allowed, None if allowed else throttle.wait()
+
+
+def allowed_at(seconds: float) -> bool:
+    return check_at(seconds)[0]
+
+
+def test_the_window_allows_the_rate_and_does_not_count_refusals(redis_client):
+    assert [allowed_at(s) for s in (1, 2, 3, 4)] == [True, True, True, False]
+    # 3 in this window: the estimate falls below 3 only in the next one, once a third of it
+    # has passed (ceil(3 × 2/3) = 2): 55 + 20 s after second 5
+    assert check_at(5) == (False, pytest.approx(75))
+    keys = redis_client.keys("cache:1:throttle_user_127.0.0.1:*")
+    assert [int(redis_client.get(key)) for key in keys] == [3]
+
+
+def test_the_last_window_weighs_by_the_share_not_yet_elapsed(redis_client):
+    # given: 3 requests at the end of one window
+    assert all(allowed_at(s) for s in (57, 58, 59))
+    # then: early in the next one they still count in full; by a third of it, ceil(3 × 2/3) = 2
+    # leaves room for one; two windows on, nothing is left of them
+    assert not allowed_at(61)
+    assert allowed_at(80)
+    assert not allowed_at(81)
+    assert all(allowed_at(s) for s in (180, 181, 182))
