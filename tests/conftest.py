@@ -60,6 +60,17 @@ def _redis_admin(redis_server: RedisServer | ExternalRedis) -> Iterator[redis.Re
     client.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_outbox_thread(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """The outbox's sent-rows thread has its own connection to the test database: close it
+    before the database is dropped."""
+    yield
+    from workers.publish import sent_rows
+
+    with django_db_blocker.unblock():
+        sent_rows.close()
+
+
 @pytest.fixture(autouse=True)
 def _flush_redis(_redis_admin: redis.Redis) -> None:
     # Every test starts from an empty database, including the cache and throttle counters.

@@ -4,16 +4,21 @@
   `POST /event`). Raises `StreamUnavailable` when Redis cannot be reached.
 - `publish_on_commit`: for services that change the database. The events are stored in
   the outbox inside the caller's transaction and sent right after commit; a rolled-back
-  transaction emits nothing; `relay_outbox` resends whatever was not sent.
+  transaction emits nothing; `relay_outbox` resends whatever was not sent. The rows of
+  sent events are deleted by a background thread in batches (`SentOutboxRows`), off the
+  request's path.
 """
 
+import atexit
 import logging
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -83,7 +88,11 @@ def _send(rows: list[OutboxEvent]) -> int:
         logger.warning("outbox: %d event(s) left for the relay, Redis unreachable: %s", len(rows), exc)
         OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=F("attempts") + 1, last_error=str(exc))
         return 0
-    _forget_sent([r.pk for r in rows])
+    ids = [r.pk for r in rows]
+    if connection.in_atomic_block:
+        _forget_sent(ids)  # the caller's transaction (the relay's, holding these rows locked)
+    else:
+        sent_rows.add(ids)
     return len(rows)
 
 
@@ -99,6 +108,81 @@ def _forget_sent(ids: list[int]) -> None:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         OutboxEvent.objects.filter(pk__in=ids).delete()
+
+
+class SentOutboxRows:
+    """Outbox rows whose events Redis has taken, deleted in batches by one thread per process.
+
+    A request that publishes would otherwise spend a second transaction on deleting its
+    own row; here the request only hands the id over, and the thread deletes whatever
+    has gathered every `OUTBOX_DELETE_INTERVAL_S` (sooner past `OUTBOX_DELETE_BATCH` ids)
+    in one statement. Ids not yet deleted when the process dies, or whose delete fails,
+    stay in the outbox: the relay sends them again after `OUTBOX_RELAY_GRACE_S` and
+    consumers drop the copies by event id, the same as after a crash between XADD and
+    delete. `close()` deletes what is waiting and stops the thread (process exit, tests).
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+        self._work = threading.Event()  # ids were handed over, or close() was called
+        self._full = threading.Event()  # a whole batch is waiting, or close() was called
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._closing = False
+
+    def add(self, ids: list[int]) -> None:
+        with self._lock:
+            self._ids.extend(ids)
+            if len(self._ids) >= settings.OUTBOX_DELETE_BATCH:
+                self._full.set()
+            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+                self._pid = os.getpid()  # a forked child starts its own thread
+                self._closing = False
+                self._thread = threading.Thread(target=self._run, name="outbox-sent-rows", daemon=True)
+                self._thread.start()
+        self._work.set()
+
+    def _run(self) -> None:
+        try:
+            while not self._closing:
+                self._work.wait()
+                self._full.wait(settings.OUTBOX_DELETE_INTERVAL_S)  # let a batch gather
+                self._work.clear()
+                self._full.clear()
+                close_old_connections()
+                self.flush()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def flush(self) -> int:
+        """Delete the rows handed over so far (in the calling thread); return how many."""
+        with self._lock:
+            ids, self._ids = self._ids, []
+        for start in range(0, len(ids), settings.OUTBOX_DELETE_BATCH):
+            try:
+                _forget_sent(ids[start : start + settings.OUTBOX_DELETE_BATCH])
+            except Exception as exc:  # the relay resends these rows; consumers dedupe them
+                left = len(ids) - start
+                logger.warning("outbox: %d sent row(s) not deleted, the relay will resend them: %s", left, exc)
+                break
+        return len(ids)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Delete what is waiting, stop the thread and close its database connection."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._closing = True
+        self._work.set()
+        self._full.set()
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout)
+        if self._ids:
+            self.flush()
+
+
+sent_rows = SentOutboxRows()
+atexit.register(sent_rows.close)
 
 
 def relay_pending(*, batch_size: int = 500, grace_s: float | None = None) -> int:

@@ -4,9 +4,10 @@ relay sends what Redis could not take at commit time."""
 import pytest
 from django.db import transaction
 
+from tests.helpers import wait_until
 from workers.events import Event
 from workers.models import OutboxEvent
-from workers.publish import StreamUnavailable, publish, publish_on_commit, relay_pending
+from workers.publish import StreamUnavailable, publish, publish_on_commit, relay_pending, sent_rows
 
 STREAM = "outbox-test"
 
@@ -25,6 +26,41 @@ def test_events_are_sent_right_after_commit(redis_client):
     [(_, fields)] = redis_client.xrange(STREAM)
     assert fields["id"] == event.id
     assert fields["payload"] == '{"n":1}'
+    wait_until(lambda: not OutboxEvent.objects.exists())  # deleted by the sent-rows thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_sent_but_not_yet_deleted_are_only_resent_with_the_same_event_ids(redis_client, settings):
+    # given: the sent-rows thread gathers for 30 s, so the rows of sent events are still there,
+    # as when a process dies between its XADD and the background delete
+    sent_rows.close()
+    settings.OUTBOX_DELETE_INTERVAL_S = 30
+    events = [an_event(n) for n in range(3)]
+    for event in events:
+        with transaction.atomic():
+            publish_on_commit(STREAM, event)
+    assert OutboxEvent.objects.count() == 3
+    # when: the relay finds them
+    assert relay_pending(grace_s=0) == 3
+    # then: each event is on the stream twice under its own id (consumers keep one), and the
+    # relay deleted the rows; the thread's own delete later finds nothing to do
+    assert [f["id"] for _, f in redis_client.xrange(STREAM)] == [e.id for e in events] * 2
+    assert OutboxEvent.objects.count() == 0
+    sent_rows.close()
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_deletes_the_rows_waiting_for_the_thread(redis_client, settings):
+    sent_rows.close()
+    settings.OUTBOX_DELETE_INTERVAL_S = 30
+    for n in range(3):
+        with transaction.atomic():
+            publish_on_commit(STREAM, an_event(n))
+    assert OutboxEvent.objects.count() == 3 and redis_client.xlen(STREAM) == 3
+
+    sent_rows.close()  # what a process does at exit
+
     assert OutboxEvent.objects.count() == 0
 
 
