@@ -5,7 +5,3 @@ from .models import Account
 
 def account_list() -> QuerySet[Account]:
     return Account.objects.order_by("id")
-
-
-def account_exists(account_id: int) -> bool:
-    return Account.objects.filter(pk=account_id).exists()

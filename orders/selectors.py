@@ -1,9 +1,13 @@
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 
+from accounts.models import Account
 from accounts.selectors import account_list
+from inventory.models import Product
 from inventory.selectors import product_list
 
 from .models import Order
@@ -20,6 +24,23 @@ def order_list(*, customer_id: int | None = None, status: str | None = None) -> 
 
 def order_get(*, order_id: int) -> Order | None:
     return Order.objects.select_related("message").filter(pk=order_id).first()
+
+
+def order_references_existing(*, customer_id: int, product_ids: Iterable[int]) -> tuple[bool, set[int]]:
+    """(whether the customer exists, which of the product ids exist), in one round trip.
+
+    Plain SQL because this runs on every `POST /order`: the ORM's union of two querysets
+    costs more to compile than the two queries it saves.
+    """
+    ids = sorted(set(product_ids))
+    sql = (
+        f"SELECT 0, id FROM {Account._meta.db_table} WHERE id = %s UNION ALL "
+        f"SELECT 1, id FROM {Product._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ids))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [customer_id, *ids])
+        rows = cursor.fetchall()
+    return (0, customer_id) in rows, {pk for kind, pk in rows if kind == 1}
 
 
 def shop_report() -> dict[str, list[dict[str, Any]]]:

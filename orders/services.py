@@ -19,14 +19,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.selectors import account_exists
 from accounts.services import accounts_reset_to_seed
-from inventory.selectors import product_ids_existing
 from inventory.services import products_reset_to_seed
 from workers.events import Event
 from workers.publish import publish_on_commit
 
 from .models import CustomerMessage, Order
+from .selectors import order_references_existing
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +97,10 @@ def order_place(
         if existing is not None:
             return _replay(existing, request_hash), False
     errors: dict[str, list[str]] = {}
-    if not account_exists(customer_id):
+    customer_exists, products_existing = order_references_existing(customer_id=customer_id, product_ids=product_ids)
+    if not customer_exists:
         errors["customer_id"] = [f"Unknown customer {customer_id}."]
-    unknown = sorted(set(product_ids) - product_ids_existing(product_ids))
+    unknown = sorted(set(product_ids) - products_existing)
     if unknown:
         errors["product_ids"] = [f"Unknown products: {', '.join(map(str, unknown))}."]
     if errors:
