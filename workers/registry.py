@@ -26,6 +26,10 @@ class ConsumerSpec:
     batch_size: int = 100
     concurrency: int = 1  # threads in one worker process, each its own consumer in the group
     batch: bool = False
+    # After a batch smaller than batch_size, wait this long before reading again, so the
+    # next batch gathers more entries: fewer transactions per event under load, at the
+    # cost of up to this much latency per step (Kafka's linger.ms, on the reading side).
+    linger_ms: int = 0
     inbox: bool = True
     max_deliveries: int | None = None  # default settings.WORKER_MAX_DELIVERIES
     claim_idle_ms: int | None = None  # default settings.WORKER_CLAIM_IDLE_MS
@@ -114,6 +118,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             handler="inventory.handlers.handle_orders_placed",
             batch=True,
             batch_size=50,
+            linger_ms=settings.SAGA_LINGER_MS,
             description="orders.order.placed → reserve every line or none → inventory.stock.reserved/rejected",
         ),
         ConsumerSpec(
@@ -123,6 +128,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             handler="accounts.handlers.handle_stock_reserved",
             batch=True,
             batch_size=50,
+            linger_ms=settings.SAGA_LINGER_MS,
             description="inventory.stock.reserved → charge or refuse → accounts.payment.charged/refused",
         ),
         ConsumerSpec(
@@ -132,6 +138,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             handler="inventory.handlers.handle_payment_outcomes",
             batch=True,
             batch_size=50,
+            linger_ms=settings.SAGA_LINGER_MS,
             description="accounts.payment.* → sell or release the reservation → inventory.stock.sold/released",
         ),
         ConsumerSpec(
@@ -141,6 +148,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             handler="orders.handlers.handle_inventory_outcomes",
             batch=True,
             batch_size=50,
+            linger_ms=settings.SAGA_LINGER_MS,
             description="inventory.stock.* → order status, customer message, orders.order.finalized",
         ),
     ]

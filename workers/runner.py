@@ -157,7 +157,10 @@ class ConsumerLoop:
         if now >= self._next_claim:
             handled += self._claim(client)
             self._next_claim = now + self.claim_every_s
-        handled += self._handle_entries(client, self._read(client, ">", block=True))
+        entries = self._read(client, ">", block=True)
+        handled += self._handle_entries(client, entries)
+        if self.spec.linger_ms and 0 < len(entries) < self.spec.batch_size:
+            self.stop.wait(self.spec.linger_ms / 1000)  # let the next batch gather
         if self.trims and now >= self._next_trim:
             self._trim()
             self._next_trim = now + settings.WORKER_TRIM_INTERVAL_S
