@@ -18,10 +18,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from commsplatform.devservers import RedisServer, free_port, port_is_open
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+
+
+def cpu_seconds(*pids: int | None, children: bool = True) -> float:
+    """User + system CPU seconds used so far by these processes (and their living children)."""
+    total = 0.0
+    for pid in pids:
+        if pid is None:
+            continue
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)] if children else [root]
+        except psutil.NoSuchProcess:
+            continue
+        for process in tree:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total
 
 
 def log(message: str) -> None:
