@@ -110,7 +110,12 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             concurrency=settings.WEATHER_TERMINALS,
             description="weather-requests → forecast → weather-responses (the seed's terminals)",
         ),
-        # seed 004: order / inventory / account saga (see orders/services.py for the flow)
+        # seed 004: order / inventory / account saga (see orders/services.py for the flow).
+        # No inbox: each step is idempotent by its own state (one reservation and one
+        # payment per order, unique in the database; settling only touches reservations
+        # still `reserved`; an order's status only moves forward), which
+        # tests/orders/test_idempotency.py shows without the runner. That saves an inbox
+        # row per event and step.
         ConsumerSpec(
             name="inventory-reserve",
             stream="orders",
@@ -119,6 +124,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             batch=True,
             batch_size=50,
             linger_ms=settings.SAGA_LINGER_MS,
+            inbox=False,
             description="orders.order.placed → reserve every line or none → inventory.stock.reserved/rejected",
         ),
         ConsumerSpec(
@@ -129,6 +135,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             batch=True,
             batch_size=50,
             linger_ms=settings.SAGA_LINGER_MS,
+            inbox=False,
             description="inventory.stock.reserved → charge or refuse → accounts.payment.charged/refused",
         ),
         ConsumerSpec(
@@ -139,6 +146,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             batch=True,
             batch_size=50,
             linger_ms=settings.SAGA_LINGER_MS,
+            inbox=False,
             description="accounts.payment.* → sell or release the reservation → inventory.stock.sold/released",
         ),
         ConsumerSpec(
@@ -149,6 +157,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             batch=True,
             batch_size=50,
             linger_ms=settings.SAGA_LINGER_MS,
+            inbox=False,
             description="inventory.stock.* → order status, customer message, orders.order.finalized",
         ),
     ]
