@@ -1,7 +1,7 @@
 """Seed 003: weather forecasts by request/reply over Redis Streams.
 
     POST /WeatherForecast/city ─XADD→ weather-requests ─(processing-group, N terminals)→
-    handlers.handle_weather_request → provider → XADD weather-responses ─XREAD→ the web
+    handlers.handle_weather_requests → provider → XADD weather-responses ─XREAD→ the web
     process's reply listener → wakes the waiting request thread → 200
 
 - services.forecast_request / forecast_reply: the two sides; replies.py: the per-process
