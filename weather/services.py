@@ -3,7 +3,6 @@
 write; no database is involved."""
 
 import functools
-import json
 import logging
 import os
 import socket
@@ -75,7 +74,7 @@ def forecast_request(*, city: str, location: str, timeout: float | None = None) 
         type=REQUEST_TYPE,
         # The deadline lets a terminal skip work whose caller has already given up.
         payload={**data, "deadline_ms": int((time.time() + timeout) * 1000)},
-        extra={"requestId": request_id, "data": json.dumps(data, separators=(",", ":"))},
+        extra={"requestId": request_id, "data": orjson.dumps(data).decode()},
     )
     router = get_router()
     waiter = router.expect(request_id)
@@ -151,7 +150,7 @@ def _reply_event(ask: ForecastAsk, forecast: Forecast) -> Event:
         payload=body,
         extra={
             "requestId": ask.request_id,
-            "data": json.dumps(body, separators=(",", ":")),
+            "data": orjson.dumps(body).decode(),
             "worker": _worker_name(),
         },
     )
