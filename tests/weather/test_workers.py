@@ -234,7 +234,11 @@ def test_a_batch_with_a_bad_request_answers_the_others_once_and_dead_letters_onl
     assert redis_client.xlen(RESPONSES) == 4
     [(_, dead)] = redis_client.xrange(f"{REQUESTS}:dlq")
     assert (dead["requestId"], dead["dlq_attempts"]) == ("b-2", "1")
-    assert redis_client.hgetall("workers:metrics:consumer:weather") == {"processed": "4", "failed": "1", "dead_lettered": "1"}
+    assert redis_client.hgetall("workers:metrics:consumer:weather") == {
+        "processed": "4",
+        "failed": "1",
+        "dead_lettered": "1",
+    }
 
 
 def test_a_batch_of_replies_leaves_in_one_call_and_skips_the_expired_requests(redis_client):
