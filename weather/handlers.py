@@ -1,26 +1,31 @@
 import logging
 
+from django.conf import settings
+
 from workers.events import Event
-from workers.runner import PermanentError
+from workers.runner import Outgoing, PermanentError
 
 from .services import ForecastAsk, forecast_replies
 
 logger = logging.getLogger("weather.terminal")
 
 
-def handle_weather_requests(events: list[Event]) -> None:
+def handle_weather_requests(events: list[Event]) -> list[Outgoing]:
     """weather-requests / processing-group: a terminal answers the requests it read.
 
-    Registered with batch=True: the replies of a batch leave in one XADD round trip and the
-    runner acks the batch in one more. A bad request fails the batch; the runner then
-    handles its requests one by one, so only the bad one is dead-lettered (the others are
-    answered; a request answered twice is harmless, see below).
+    Registered with batch=True; the replies are returned to the runner, which XADDs them to
+    weather-responses in the same MULTI that acks the batch: one round trip for a batch's
+    replies and ack, and a reply leaves if and only if its request is acknowledged. A bad
+    request fails the batch; the runner then handles its requests one by one, so only the
+    bad one is dead-lettered and the others are answered.
 
-    Registered with inbox=False: a request handled twice (a reclaim after a crash between
-    the reply and the ack) only publishes a second reply with the same requestId, and the
-    waiting web process discards every reply after the first. No database is touched.
+    Registered with inbox=False: a request handled twice (reclaimed from a terminal that
+    stalled past the claim idle time, then acked by both) only publishes a second reply
+    with the same requestId, and the waiting web process discards every reply after the
+    first. No database is touched.
     """
-    forecast_replies(asks=[_ask_of(event) for event in events])
+    replies = forecast_replies(asks=[_ask_of(event) for event in events])
+    return [Outgoing("weather_responses", reply, maxlen=settings.WEATHER_RESPONSES_MAXLEN) for reply in replies]
 
 
 def _ask_of(event: Event) -> ForecastAsk:

@@ -1,5 +1,5 @@
 """Weather request/reply: the web side asks (`forecast_request`), a terminal answers
-(`forecast_replies`: its whole batch in one round trip). The request XADD is the only
+(`forecast_replies`: a batch's replies, sent by the runner with the batch's ack). The request XADD is the only
 write; no database is involved."""
 
 import functools
@@ -104,19 +104,21 @@ class ForecastAsk:
 
 
 def forecast_reply(*, request_id: str, city: str, location: str, deadline_ms: int | None = None) -> bool:
-    """Answer one request (see `forecast_replies`); False when its deadline has passed."""
+    """Answer one request now (publish its reply); False when its deadline has passed."""
     ask = ForecastAsk(request_id=request_id, city=city, location=location, deadline_ms=deadline_ms)
-    return forecast_replies(asks=[ask]) == 1
+    replies = forecast_replies(asks=[ask])
+    publish_many("weather_responses", replies, maxlen=settings.WEATHER_RESPONSES_MAXLEN)
+    return bool(replies)
 
 
-def forecast_replies(*, asks: Sequence[ForecastAsk]) -> int:
-    """Produce the forecasts of a terminal's batch and publish them to `weather-responses`
-    in one round trip; return how many replies were published.
+def forecast_replies(*, asks: Sequence[ForecastAsk]) -> list[Event]:
+    """The reply events of a terminal's batch, in order, for `weather-responses`.
 
-    A request whose caller's deadline has passed is skipped (and counted): nobody waits for
-    its reply any more. The reply stream has no consumer group, so it is capped here with
-    an approximate MAXLEN (settings.WEATHER_RESPONSES_MAXLEN); its readers only need the
-    last few seconds of it.
+    They are returned, not published: the terminal's handler gives them to the runner,
+    which XADDs them in the MULTI that acks the requests. A request whose caller's deadline
+    has passed gets no reply (and is counted): nobody waits for it any more. The reply
+    stream has no consumer group, so whoever publishes caps it with an approximate MAXLEN
+    (settings.WEATHER_RESPONSES_MAXLEN); its readers only need the last few seconds of it.
     """
     now = datetime.now(UTC)
     now_ms = now.timestamp() * 1000
@@ -129,8 +131,7 @@ def forecast_replies(*, asks: Sequence[ForecastAsk]) -> int:
         replies.append(_reply_event(ask, provider.forecast(city=ask.city, location=ask.location, at=now)))
     if expired := len(asks) - len(replies):
         get_redis().hincrby(EXPIRED_KEY, "expired", expired)
-    publish_many("weather_responses", replies, maxlen=settings.WEATHER_RESPONSES_MAXLEN)
-    return len(replies)
+    return replies
 
 
 def _reply_event(ask: ForecastAsk, forecast: Forecast) -> Event:
