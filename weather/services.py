@@ -1,6 +1,6 @@
 """Weather request/reply: the web side asks (`forecast_request`), a terminal answers
-(`forecast_replies`: a batch's replies, sent by the runner with the batch's ack). The request XADD is the only
-write; no database is involved."""
+(`forecast_replies`: a batch's replies, which the runner sends with the batch's ack).
+No database is involved."""
 
 import functools
 import logging
