@@ -2,23 +2,61 @@
 on weather-responses, the web process's listener wakes the caller) next to the
 fire-and-forget `POST /event` (XADD only), same gunicorn, same run.
 
-    python -m bench.weather [--duration 8] [--concurrency 32] [--rounds 3] [--terminals 4] [--batch 1]
+    python -m bench.weather [--duration 8] [--concurrency 32] [--rounds 3]
+                            [--terminals 1] [--batch 32] [--web-workers 2] [--web-threads 4]
 
-gunicorn runs gthread workers (request/reply holds a thread while it waits, so threads ×
-workers ≥ concurrency); the `weather` worker runs with --terminals consumer threads and no
-simulated delay (the shipped defaults: 4 terminals taking one request each; with a
-CPU-only provider `--terminals 1 --batch 16` is cheaper per request). Rounds alternate the two routes so drift on the shared machine hits both;
-figures are medians over rounds. Target: ratio ≥ 0.6 of fire-and-forget, p99 ≤ 50 ms.
+gunicorn runs gthread workers, by default as docker/gunicorn.conf.py does (2 × 4 threads;
+`--web-threads 16` gives every one of the 32 connections its own thread). The `weather`
+worker runs with no simulated delay and, by default, as recommended for a CPU-only
+provider: one terminal taking up to 32 requests at a time, so a batch's replies leave in
+one round trip (the shipped defaults, `--terminals 4 --batch 1`, suit a slow provider).
+Rounds alternate the two routes so drift on the shared machine hits both; figures are
+medians over rounds. CPU ms per request of each process (and of the whole machine) show
+where the 2 cores went. Target: ratio ≥ 0.6 of fire-and-forget, p99 ≤ 50 ms.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
+from collections.abc import Callable
+
+import psutil
 
 from weather.loadtest import CITY_LOCATIONS as CITIES
 
 from .common import PYTHON, ROOT, Gunicorn, emit, http_load, log, start_stack
+
+
+class CpuMeter:
+    """CPU seconds used by each part of the stack between two snapshots (where the 2 cores go)."""
+
+    def __init__(self, parts: dict[str, Callable[[], list[psutil.Process]]]):
+        self.parts = parts
+        self._last = self._snapshot()
+
+    def _snapshot(self) -> dict[str, float]:
+        totals = {}
+        for name, processes in self.parts.items():
+            seconds = 0.0
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                seconds += times.user + times.system
+            totals[name] = seconds
+        machine = psutil.cpu_times()
+        totals["machine"] = machine.user + machine.system + machine.nice + machine.irq + machine.softirq
+        return totals
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        """CPU ms per request of each part since the last call."""
+        now = self._snapshot()
+        used = {name: round((now[name] - self._last[name]) * 1000 / max(requests, 1), 3) for name in now}
+        self._last = now
+        return used
 
 
 def main() -> None:
@@ -26,13 +64,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--terminals", type=int, default=4, help="WEATHER_TERMINALS of the worker")
-    parser.add_argument("--batch", type=int, default=1, help="WEATHER_BATCH_SIZE: requests a terminal takes at once")
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--terminals", type=int, default=1, help="WEATHER_TERMINALS of the worker")
+    parser.add_argument("--batch", type=int, default=32, help="WEATHER_BATCH_SIZE: requests a terminal takes at once")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (WEB_CONCURRENCY)")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn process (WEB_THREADS)")
     args = parser.parse_args()
 
-    stack = start_stack(extra_env={"WEATHER_TERMINALS": str(args.terminals), "WEATHER_PROCESSING_DELAY_MS": "0"})
-    threads = -(-args.concurrency // args.web_workers)
+    stack = start_stack(
+        extra_env={
+            "WEATHER_TERMINALS": str(args.terminals),
+            "WEATHER_BATCH_SIZE": str(args.batch),
+            "WEATHER_PROCESSING_DELAY_MS": "0",
+        }
+    )
+    threads = args.web_threads
     server = Gunicorn(stack, workers=args.web_workers, threads=threads)
     worker = subprocess.Popen(
         [PYTHON, "manage.py", "runworker", "weather"],
@@ -42,6 +87,18 @@ def main() -> None:
         stderr=open(stack.tmp / "worker.log", "ab"),
     )
     try:
+        assert stack.redis.pid is not None
+        gunicorn_master, worker_process = psutil.Process(server.process.pid), psutil.Process(worker.pid)
+        redis_process, this_process = psutil.Process(stack.redis.pid), psutil.Process(os.getpid())
+        cpu = CpuMeter(
+            {
+                # The workers fork after the port opens: list them at each snapshot.
+                "gunicorn": gunicorn_master.children,
+                "worker": lambda: [worker_process],
+                "redis": lambda: [redis_process],
+                "load_generator": lambda: [this_process],
+            }
+        )
         headers = {"Content-Type": "application/json", "Authorization": f"Token {stack.token}"}
 
         def event_body(n: int) -> bytes:
@@ -63,10 +120,16 @@ def main() -> None:
         log("warm-up")
         run("/event", event_body, 2)
         run("/WeatherForecast/city", weather_body, 2)
+        cpu.per_request_ms(1)  # every gunicorn worker is up by now
         baseline, subject = [], []
+        baseline_cpu: list[dict[str, float]] = []
+        subject_cpu: list[dict[str, float]] = []
         for round_ in range(1, args.rounds + 1):
+            cpu.per_request_ms(1)  # start counting here
             baseline.append(run("/event", event_body, args.duration))
+            baseline_cpu.append(cpu.per_request_ms(baseline[-1].requests))
             subject.append(run("/WeatherForecast/city", weather_body, args.duration))
+            subject_cpu.append(cpu.per_request_ms(subject[-1].requests))
             log(
                 f"round {round_}: POST /event {baseline[-1].rps:.0f} req/s "
                 f"(p50 {baseline[-1].percentile(0.5):.1f} ms, p99 {baseline[-1].percentile(0.99):.1f} ms); "
@@ -74,6 +137,7 @@ def main() -> None:
                 f"(p50 {subject[-1].percentile(0.5):.1f} ms, p99 {subject[-1].percentile(0.99):.1f} ms, "
                 f"{subject[-1].errors} errors)"
             )
+            log(f"  CPU ms/request: POST /event {baseline_cpu[-1]}; POST /WeatherForecast/city {subject_cpu[-1]}")
         base_rps = statistics.median(r.rps for r in baseline)
         subject_rps = statistics.median(r.rps for r in subject)
         client = stack.redis.client()
@@ -96,6 +160,9 @@ def main() -> None:
                 "baseline_p99_ms": round(statistics.median(r.percentile(0.99) for r in baseline), 2),
                 "target_p99_ms": 50,
                 "subject_errors": sum(r.errors for r in subject),
+                "subject_cpu_ms_per_request": _median_parts(subject_cpu),
+                "baseline_cpu_ms_per_request": _median_parts(baseline_cpu),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
                 "subject_last_round": subject[-1].summary(),
                 "baseline_last_round": baseline[-1].summary(),
                 "weather_responses_length": client.xlen("weather-responses"),
@@ -107,6 +174,10 @@ def main() -> None:
         worker.wait(30)
         server.stop()
         stack.close()
+
+
+def _median_parts(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {name: round(statistics.median(r[name] for r in rounds), 3) for name in rounds[0]}
 
 
 if __name__ == "__main__":

@@ -12,6 +12,15 @@ Design (chosen over per-process reply streams):
   request, and streams of dead processes must be found and deleted; with a handful of web
   processes, reading every reply is cheaper than that bookkeeping. (Past ~50 web processes,
   per-process reply streams would win; the request entry would then carry a `replyTo`.)
+  Measured: the listener costs about 0.1 ms of CPU per XREAD that returns one reply, less
+  per reply when an XREAD returns several (as under load); so with 2 web processes,
+  reading the other's replies adds at most ~0.1 ms to a request/reply that costs the
+  machine ~1.6 ms (bench.weather). Per-process streams would also have to
+  leave every reply on `weather-responses` (the seed's contract: entries there carry
+  `requestId` and `data`), i.e. a second XADD per reply, which costs about as much.
+- The listener keeps its own connection and sends XREAD on it directly (no pool checkout,
+  no reply reshaping per call), and only picks `requestId` and `data` out of each entry;
+  the JSON is decoded by the request thread that gets it.
 - No gap at start: before the first request of a process is published, the listener reads
   the stream's last id synchronously and continues from exactly there (not `$`), so a reply
   that arrives before the thread's first XREAD is not missed. A Redis restart does not lose
@@ -32,7 +41,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from prometheus_client import Counter, Gauge
 
-from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, XReadReply, get_redis
+from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, get_redis
 from workers.publish import stream_name
 
 logger = logging.getLogger(__name__)
@@ -117,29 +126,47 @@ class ReplyRouter:
         # The blocking read must return before the socket timeout fires.
         block_ms = int(min(settings.WEATHER_LISTENER_BLOCK_MS, settings.REDIS_SOCKET_TIMEOUT * 1000 / 2))
         failures = 0
-        while not self._stop.is_set():
-            try:
-                # Decoded RESP2 reply (the stub also allows bytes and RESP3 dicts).
-                response = cast(XReadReply, get_redis().xread({self.stream: self._last_id}, count=1000, block=block_ms))
-                failures = 0
-                self.last_error = None
-            except UNAVAILABLE_ERRORS as exc:
-                if self._stop.is_set():
-                    break
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = min(2.0, 0.05 * 2**failures)
-                failures += 1
-                logger.warning("weather reply listener: Redis unavailable (%s); retry in %.2fs", exc, delay)
-                self._stop.wait(delay)
-                continue
-            except Exception:  # never let the process lose its listener
-                logger.exception("weather reply listener: unexpected error")
-                self._stop.wait(0.5)
-                continue
-            for _stream, entries in response or ():
-                for entry_id, fields in entries:
+        pool = connection = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if connection is None:  # kept across errors: it reconnects on the next send
+                        pool = get_redis().connection_pool
+                        connection = pool.get_connection()
+                    # XREAD straight on the listener's own connection, without redis-py's
+                    # per-command pool checkout and reply reshaping: this loop runs for
+                    # every reply of every web process, in each of them.
+                    connection.send_command(
+                        "XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", self.stream, self._last_id
+                    )
+                    response = connection.read_response()
+                    failures = 0
+                    self.last_error = None
+                except UNAVAILABLE_ERRORS as exc:
+                    if connection is not None:
+                        connection.disconnect()
+                    if self._stop.is_set():
+                        break
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    delay = min(2.0, 0.05 * 2**failures)
+                    failures += 1
+                    logger.warning("weather reply listener: Redis unavailable (%s); retry in %.2fs", exc, delay)
+                    self._stop.wait(delay)
+                    continue
+                except Exception:  # never let the process lose its listener
+                    logger.exception("weather reply listener: unexpected error")
+                    if connection is not None:
+                        connection.disconnect()
+                    self._stop.wait(0.5)
+                    continue
+                for entry_id, flat_fields in _stream_entries(response):
                     self._last_id = entry_id
+                    fields = dict(zip(flat_fields[::2], flat_fields[1::2], strict=True))
                     self._deliver(fields.get("requestId", ""), fields.get("data"))
+        finally:
+            if pool is not None and connection is not None:
+                connection.disconnect()
+                pool.release(connection)
 
     def _deliver(self, request_id: str, data: str | None) -> None:
         with self._lock:
@@ -149,6 +176,16 @@ class ReplyRouter:
             return
         waiter.reply = data
         waiter.event.set()
+
+
+def _stream_entries(response: object) -> list[tuple[str, list[str]]]:
+    """The (id, [field, value, ...]) entries of a raw one-stream XREAD reply: a map under
+    RESP3, a list of [stream, entries] pairs under RESP2, nil when the block timed out."""
+    if not response:
+        return []
+    if isinstance(response, dict):
+        return cast(list[tuple[str, list[str]]], next(iter(response.values())))
+    return cast(list[tuple[str, list[str]]], cast(list, response)[0][1])
 
 
 _routers: dict[str, ReplyRouter] = {}

@@ -1,23 +1,26 @@
 """Weather request/reply: the web side asks (`forecast_request`), a terminal answers
-(`forecast_reply`). The request XADD is the only write; no database is involved."""
+(`forecast_replies`: a batch's replies, which the runner sends with the batch's ack).
+No database is involved."""
 
 import functools
-import json
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from workers.connection import get_redis
 from workers.events import Event
-from workers.publish import publish
+from workers.publish import publish, publish_many
 
-from .providers import get_provider
+from .providers import Forecast, get_provider
 from .replies import get_router, wait_for
 from .resilience import guarded
 
@@ -71,7 +74,7 @@ def forecast_request(*, city: str, location: str, timeout: float | None = None) 
         type=REQUEST_TYPE,
         # The deadline lets a terminal skip work whose caller has already given up.
         payload={**data, "deadline_ms": int((time.time() + timeout) * 1000)},
-        extra={"requestId": request_id, "data": json.dumps(data, separators=(",", ":"))},
+        extra={"requestId": request_id, "data": orjson.dumps(data).decode()},
     )
     router = get_router()
     waiter = router.expect(request_id)
@@ -87,22 +90,51 @@ def forecast_request(*, city: str, location: str, timeout: float | None = None) 
         router.forget(request_id)
     if reply is None:
         raise ForecastTimeout(request_id, timeout)
-    return json.loads(reply)
+    return orjson.loads(reply)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastAsk:
+    """One request as a terminal reads it from weather-requests."""
+
+    request_id: str
+    city: str
+    location: str
+    deadline_ms: int | None = None
 
 
 def forecast_reply(*, request_id: str, city: str, location: str, deadline_ms: int | None = None) -> bool:
-    """Produce the forecast for one request and publish it to `weather-responses`.
+    """Answer one request now (publish its reply); False when its deadline has passed."""
+    ask = ForecastAsk(request_id=request_id, city=city, location=location, deadline_ms=deadline_ms)
+    replies = forecast_replies(asks=[ask])
+    publish_many("weather_responses", replies, maxlen=settings.WEATHER_RESPONSES_MAXLEN)
+    return bool(replies)
 
-    Returns False (and publishes nothing) when the caller's deadline has passed: nobody
-    waits for that reply any more. The reply stream has no consumer group, so it is capped
-    here with an approximate MAXLEN (settings.WEATHER_RESPONSES_MAXLEN); its readers only
-    need the last few seconds of it.
+
+def forecast_replies(*, asks: Sequence[ForecastAsk]) -> list[Event]:
+    """The reply events of a terminal's batch, in order, for `weather-responses`.
+
+    They are returned, not published: the terminal's handler gives them to the runner,
+    which XADDs them in the MULTI that acks the requests. A request whose caller's deadline
+    has passed gets no reply (and is counted): nobody waits for it any more. The reply
+    stream has no consumer group, so whoever publishes caps it with an approximate MAXLEN
+    (settings.WEATHER_RESPONSES_MAXLEN); its readers only need the last few seconds of it.
     """
-    if deadline_ms is not None and time.time() * 1000 > deadline_ms:
-        logger.info("weather request %s expired before processing; skipped", request_id)
-        get_redis().hincrby(EXPIRED_KEY, "expired", 1)
-        return False
-    forecast = get_provider().forecast(city=city, location=location, at=datetime.now(UTC))
+    now = datetime.now(UTC)
+    now_ms = now.timestamp() * 1000
+    provider = get_provider()
+    replies = []
+    for ask in asks:
+        if ask.deadline_ms is not None and now_ms > ask.deadline_ms:
+            logger.info("weather request %s expired before processing; skipped", ask.request_id)
+            continue
+        replies.append(_reply_event(ask, provider.forecast(city=ask.city, location=ask.location, at=now)))
+    if expired := len(asks) - len(replies):
+        get_redis().hincrby(EXPIRED_KEY, "expired", expired)
+    return replies
+
+
+def _reply_event(ask: ForecastAsk, forecast: Forecast) -> Event:
     body = {
         "city": forecast.city,
         "location": forecast.location,
@@ -111,17 +143,15 @@ def forecast_reply(*, request_id: str, city: str, location: str, deadline_ms: in
         "condition": forecast.condition,
         "humidity": forecast.humidity,
         "windSpeed": forecast.wind_speed,
-        "requestId": request_id,
+        "requestId": ask.request_id,
     }
-    reply = Event(
-        id=str(uuid.uuid5(_REPLY_NAMESPACE, request_id)),
+    return Event(
+        id=str(uuid.uuid5(_REPLY_NAMESPACE, ask.request_id)),
         type=REPLY_TYPE,
         payload=body,
         extra={
-            "requestId": request_id,
-            "data": json.dumps(body, separators=(",", ":")),
+            "requestId": ask.request_id,
+            "data": orjson.dumps(body).decode(),
             "worker": _worker_name(),
         },
     )
-    publish("weather_responses", reply, maxlen=settings.WEATHER_RESPONSES_MAXLEN)
-    return True

@@ -11,7 +11,8 @@ One `ConsumerLoop` per thread. Each loop:
    backoff and full jitter; a `PermanentError`, an undecodable entry, or an entry whose
    attempts reach `max_deliveries` goes to `<stream>:dlq` with the error and the count;
 6. acknowledges only entries that were handled or dead-lettered, in one MULTI with the
-   dead-letter XADDs and the metric increments.
+   dead-letter XADDs, the events the handler returned (`Outgoing`, e.g. replies) and the
+   metric increments.
 
 SIGTERM sets a flag: every loop finishes and acks its batch, then the process exits.
 A second SIGTERM/SIGINT exits at once; un-acked entries are reclaimed by another
@@ -42,6 +43,7 @@ from . import metrics
 from .connection import UNAVAILABLE_ERRORS, PendingStreamEntry, XAddFields, XReadGroupReply, get_redis
 from .events import Event, MalformedEvent
 from .models import ProcessedEvent
+from .publish import stream_name
 from .registry import EXTERNAL_CONSUMERS, ConsumerSpec
 from .trimming import remove_idle_consumers, trim_stream
 
@@ -50,6 +52,17 @@ logger = logging.getLogger(__name__)
 
 class PermanentError(Exception):
     """The event can never be handled (bad data); dead-letter it without retrying."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An event a handler returns instead of publishing it: it is XADDed in the MULTI that
+    acks the entries handled, so it leaves if and only if they are acknowledged, and
+    without a round trip of its own (request/reply: the reply and the ack together)."""
+
+    stream: str  # a key of settings.STREAMS, or a literal stream name
+    event: Event
+    maxlen: int | None = None  # approximate cap, only for streams that no group consumes
 
 
 class _Interrupted(Exception):
@@ -89,6 +102,7 @@ def _entry_id(event: Event) -> str:
 @dataclass
 class _Outcome:
     ack: list[str] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
     dead: list[tuple[str, dict[str, str], str, int]] = field(default_factory=list)  # id, fields, error, attempts
     processed: int = 0
     failed: int = 0
@@ -322,7 +336,9 @@ class ConsumerLoop:
             before_sleep=count_retry,
         )
         try:
-            outcome.duplicates += retrying(self._apply, [event])
+            duplicates, outgoing = retrying(self._apply, [event])
+            outcome.duplicates += duplicates
+            outcome.outgoing.extend(outgoing)
             outcome.ack.append(_entry_id(event))
             outcome.processed += 1
             return
@@ -343,7 +359,7 @@ class ConsumerLoop:
         """One try for the whole batch; on failure, each event alone with retries, so a
         bad event is isolated and the good ones of its batch still succeed."""
         try:
-            outcome.duplicates += self._apply(events)
+            duplicates, outgoing = self._apply(events)
         except Exception as exc:
             logger.warning(
                 "consumer %s: batch of %d failed (%r); handling one by one", self.spec.name, len(events), exc
@@ -351,16 +367,18 @@ class ConsumerLoop:
             for event in events:
                 self._handle_one(event, outcome)
             return
+        outcome.duplicates += duplicates
+        outcome.outgoing.extend(outgoing)
         outcome.ack.extend(_entry_id(e) for e in events)
         outcome.processed += len(events)
 
-    def _apply(self, events: list[Event]) -> int:
-        """Call the handler; with the inbox, skip already-applied events. Return duplicates."""
+    def _apply(self, events: list[Event]) -> tuple[int, list[Outgoing]]:
+        """Call the handler; with the inbox, skip already-applied events. Return the number
+        of duplicates and the events the handler returned for sending with the ack."""
         unique = list({e.id: e for e in events}.values())
         duplicates = len(events) - len(unique)
         if not self.spec.inbox:
-            self.handler(unique if self.spec.batch else unique[0])
-            return duplicates
+            return duplicates, list(self.handler(unique if self.spec.batch else unique[0]) or ())
         with transaction.atomic():
             seen = {
                 str(i)
@@ -369,11 +387,9 @@ class ConsumerLoop:
                 ).values_list("event_id", flat=True)
             }
             fresh = [e for e in unique if e.id not in seen]
+            outgoing: list[Outgoing] = []
             if fresh:
-                if self.spec.batch:
-                    self.handler(fresh)
-                else:
-                    self.handler(fresh[0])
+                outgoing = list(self.handler(fresh if self.spec.batch else fresh[0]) or ())
                 try:
                     with transaction.atomic():
                         ProcessedEvent.objects.bulk_create(
@@ -383,7 +399,7 @@ class ConsumerLoop:
                     # Another consumer applied one of these meanwhile (a reclaim race):
                     # roll everything back and retry, which then skips it.
                     raise IntegrityError(f"concurrent delivery of an event: {exc}") from exc
-            return duplicates + len(unique) - len(fresh)
+            return duplicates + len(unique) - len(fresh), outgoing
 
     def _finish(self, client: redis.Redis, outcome: _Outcome, reclaimed: int) -> None:
         pipe = client.pipeline(transaction=True)
@@ -399,6 +415,10 @@ class ConsumerLoop:
                 "dlq_at": str(int(time.time() * 1000)),
             }
             pipe.xadd(self.dlq, cast(XAddFields, dead_letter))
+        for out in outcome.outgoing:
+            pipe.xadd(
+                stream_name(out.stream), cast(XAddFields, out.event.to_fields()), maxlen=out.maxlen, approximate=True
+            )
         ack_ids = outcome.ack + [d[0] for d in outcome.dead]
         if ack_ids:
             pipe.xack(self.stream, self.group, *ack_ids)

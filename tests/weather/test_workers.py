@@ -1,6 +1,7 @@
 """Several web processes and several terminals at once: no crossed replies, no double
 processing, kill -9 recovery, graceful shutdown."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,8 +12,11 @@ from rest_framework.test import APIClient
 
 from tests.helpers import wait_until
 from weather.replies import get_router
+from weather.services import EXPIRED_KEY, ForecastAsk, forecast_replies
+from workers.events import Event
+from workers.publish import publish_many
 
-from .conftest import GROUP, REQUESTS, RESPONSES, group_done, replies_for, wait_for_terminals
+from .conftest import GROUP, REQUESTS, RESPONSES, group_done, now_ms, replies_for, wait_for_terminals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -197,3 +201,63 @@ def test_sigterm_lets_a_web_process_finish_its_waiting_request(api_client, redis
     assert exit_code == 0
     assert response.status_code == 200
     assert response.json()["city"] == "Bergen"
+
+
+def weather_request(request_id: str, city: object, *, deadline_ms: int | None = None) -> Event:
+    """A request entry as forecast_request writes it (`city` may be invalid on purpose)."""
+    payload = {"requestId": request_id, "city": city, "location": "Old Town"}
+    if deadline_ms is not None:
+        payload["deadline_ms"] = deadline_ms
+    return Event(
+        type="weather.forecast.requested",
+        payload=payload,
+        extra={"requestId": request_id, "data": json.dumps(payload)},
+    )
+
+
+def test_a_batch_with_a_bad_request_answers_the_others_once_and_dead_letters_only_it(redis_client, worker_process):
+    # given: five requests waiting, the middle one without a valid city
+    cities = ["Oslo", "Lima", 42, "Baku", "Doha"]
+    publish_many("weather_requests", [weather_request(f"b-{n}", city) for n, city in enumerate(cities)])
+
+    # when: a worker whose one terminal reads up to 8 requests at a time takes them as one batch
+    worker_process("runworker", "weather", env={"WEATHER_TERMINALS": "1", "WEATHER_BATCH_SIZE": "8"})
+    wait_until(lambda: group_done(redis_client), timeout=30)
+
+    # then: one reply for each good request, none for the bad one, which alone is dead-lettered
+    for n, city in enumerate(cities):
+        replies = replies_for(redis_client, f"b-{n}")
+        if isinstance(city, str):
+            assert [(r["data"]["city"], r["data"]["requestId"]) for r in replies] == [(city, f"b-{n}")]
+        else:
+            assert replies == []
+    assert redis_client.xlen(RESPONSES) == 4
+    [(_, dead)] = redis_client.xrange(f"{REQUESTS}:dlq")
+    assert (dead["requestId"], dead["dlq_attempts"]) == ("b-2", "1")
+    assert redis_client.hgetall("workers:metrics:consumer:weather") == {
+        "processed": "4",
+        "failed": "1",
+        "dead_lettered": "1",
+    }
+
+
+def test_the_replies_of_a_batch_are_in_order_and_skip_the_expired_requests(redis_client):
+    # given: three requests of one batch, the second one past its caller's deadline
+    asks = [
+        ForecastAsk(request_id="a-0", city="Riga", location="", deadline_ms=now_ms() + 60_000),
+        ForecastAsk(request_id="a-1", city="Kyiv", location="", deadline_ms=now_ms() - 1),
+        ForecastAsk(request_id="a-2", city="Rome", location="Centro"),
+    ]
+
+    # when
+    replies = forecast_replies(asks=asks)
+
+    # then: replies for the two live ones, in order, to be sent by the runner with the ack;
+    # the expired one is counted and gets none; nothing was published yet
+    assert [(r.extra["requestId"], json.loads(r.extra["data"])["city"]) for r in replies] == [
+        ("a-0", "Riga"),
+        ("a-2", "Rome"),
+    ]
+    assert [r.payload for r in replies] == [json.loads(r.extra["data"]) for r in replies]
+    assert redis_client.hget(EXPIRED_KEY, "expired") == "1"
+    assert redis_client.xlen(RESPONSES) == 0

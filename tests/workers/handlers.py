@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 
 from workers.connection import get_redis
 from workers.events import Event
-from workers.runner import PermanentError
+from workers.runner import Outgoing, PermanentError
 
 
 def _count(event: Event) -> int:
@@ -42,3 +42,10 @@ def always_fail(event: Event) -> None:
 def reject(event: Event) -> None:
     _count(event)
     raise PermanentError("simulated bad data")
+
+
+def answer(events: list[Event]) -> list[Outgoing]:
+    """A request/reply handler: one reply per event, returned for sending with the ack."""
+    return [
+        Outgoing("test-replies", Event(type="tests.answer.produced", payload={"to": e.id}), maxlen=1000) for e in events
+    ]

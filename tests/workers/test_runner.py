@@ -1,5 +1,6 @@
 """The consumer runner against a real Redis and database, with test handlers."""
 
+import json
 import threading
 import uuid
 
@@ -131,6 +132,23 @@ def test_one_bad_event_in_a_batch_does_not_sink_the_others(redis_client):
     [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
     assert dead["dlq_error"] == "PermanentError: poison event two"
     assert pending(redis_client) == 0
+
+
+def test_events_a_handler_returns_are_sent_with_the_ack(redis_client):
+    # given: three requests for a handler that answers each one
+    loop = make_loop("answer", batch=True, inbox=False)
+    requests = [group_event(name) for name in ("x", "y", "z")]
+    publish_many(STREAM, requests)
+
+    # when
+    drain(loop)
+
+    # then: one reply per request, in order, on the stream the handler named; all acked
+    replies = redis_client.xrange("test-replies")
+    assert [json.loads(fields["payload"]) for _, fields in replies] == [{"to": r.id} for r in requests]
+    assert {fields["type"] for _, fields in replies} == {"tests.answer.produced"}
+    assert pending(redis_client) == 0
+    assert consumer_counters(loop.spec.name)["processed"] == 3
 
 
 def test_a_redelivered_event_is_applied_once(redis_client):
