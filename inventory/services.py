@@ -1,9 +1,11 @@
 """Stock: reserve every line of an order or none, then sell or release the reservation.
 
-Both steps run in batches inside one transaction (the consumer's, which also records the
-events in the inbox): the products of the whole batch are locked first, in id order, so
-two instances reserving overlapping products queue instead of deadlocking; the final
-decrement is still a conditional update, and the database refuses negative stock.
+Both steps run in batches inside one transaction each: the products of the whole batch are
+locked first, in id order, so two instances reserving overlapping products queue instead
+of deadlocking; the final decrement is still a conditional update, and the database
+refuses negative stock. Both are idempotent by their own state (one reservation per
+order, unique; settling only touches reservations still `reserved`), which is why their
+consumers run without the inbox.
 """
 
 import logging

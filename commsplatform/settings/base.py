@@ -180,7 +180,7 @@ OUTBOX_DELETE_BATCH = env.int("OUTBOX_DELETE_BATCH", default=500)
 ORDERS_REPORT_MAX_ORDERS = env.int("ORDERS_REPORT_MAX_ORDERS", default=1000)
 # Each saga consumer waits this long after a small batch, so that under load one
 # transaction serves many orders (workers.registry.ConsumerSpec.linger_ms).
-SAGA_LINGER_MS = env.int("SAGA_LINGER_MS", default=20)
+SAGA_LINGER_MS = env.int("SAGA_LINGER_MS", default=50)
 
 # --- Communications (seed 002): users, campaigns, notifications, email ------------------
 CONSUMER_GROUPS.update(
