@@ -26,24 +26,49 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def cpu_seconds(*pids: int | None, children: bool = True) -> float:
-    """User + system CPU seconds used so far by these processes (and their living children)."""
-    total = 0.0
-    for pid in pids:
+class CpuMeter:
+    """CPU seconds used by each part of the stack between two snapshots (where the 2 cores go)."""
+
+    def __init__(self, parts: dict[str, Callable[[], list[psutil.Process]]]):
+        self.parts = parts
+        self._last = self._snapshot()
+
+    def _snapshot(self) -> dict[str, float]:
+        totals = {}
+        for name, processes in self.parts.items():
+            seconds = 0.0
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                seconds += times.user + times.system
+            totals[name] = seconds
+        machine = psutil.cpu_times()
+        totals["machine"] = machine.user + machine.system + machine.nice + machine.irq + machine.softirq
+        return totals
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        """CPU ms per request of each part since the last call."""
+        now = self._snapshot()
+        used = {name: round((now[name] - self._last[name]) * 1000 / max(requests, 1), 3) for name in now}
+        self._last = now
+        return used
+
+
+def process_tree(pid: int | None) -> Callable[[], list[psutil.Process]]:
+    """For CpuMeter: a process and the children it has at each snapshot."""
+
+    def processes() -> list[psutil.Process]:
         if pid is None:
-            continue
+            return []
         try:
             root = psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)] if children else [root]
+            return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            continue
-        for process in tree:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-    return total
+            return []
+
+    return processes
 
 
 def log(message: str) -> None:

@@ -24,9 +24,11 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from commsplatform.devservers import PostgresServer, RedisServer, free_port, port_is_open
 
-from .common import cpu_seconds, stop_processes
+from .common import CpuMeter, process_tree, stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -219,15 +221,17 @@ def main() -> None:
 
         log(f"saga: {args.orders} orders at concurrency {args.concurrency}")
         # CPU time per order of each part, so runs compare even when the machine is busy
-        parts = {
-            "web": [processes[0].pid],
-            "saga": [p.pid for p in processes[1 : 1 + args.saga_workers]],
-            "relay": [processes[-1].pid],
-            "postgres": [postgres.pid],
-            "redis": [redis_server.pid],
-        }
-        cpu_before = {name: cpu_seconds(*pids) for name, pids in parts.items()}
-        cpu_before["load_generator"] = cpu_seconds(os.getpid(), children=False)
+        this_process = psutil.Process(os.getpid())
+        cpu = CpuMeter(
+            {
+                "web": process_tree(processes[0].pid),
+                "saga": lambda: [p for s in processes[1 : 1 + args.saga_workers] for p in process_tree(s.pid)()],
+                "relay": process_tree(processes[-1].pid),
+                "postgres": process_tree(postgres.pid),
+                "redis": process_tree(redis_server.pid),
+                "load_generator": lambda: [this_process],
+            }
+        )
         t0 = time.perf_counter()
         post_lat, post_err, post_s = run_clients(port, token, list(range(args.orders)), args.concurrency, post_order)
         log(f"posted in {post_s:.1f}s; waiting for final statuses")
@@ -236,11 +240,7 @@ def main() -> None:
             time.sleep(0.05)
         stop.set()
         follower.join(timeout=2)
-        cpu_after = {name: cpu_seconds(*pids) for name, pids in parts.items()}
-        cpu_after["load_generator"] = cpu_seconds(os.getpid(), children=False)
-        cpu_ms_per_order = {
-            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(len(placed), 1), 2) for name in cpu_after
-        }
+        cpu_ms_per_order = cpu.per_request_ms(len(placed))
         done = [oid for oid in placed if oid in finalized]
         end_to_end_s = (max(finalized[oid][0] for oid in done) - t0) if done else float("nan")
         to_final_ms = [(finalized[oid][0] - placed[oid]) * 1000 for oid in done]

@@ -20,43 +20,12 @@ import json
 import os
 import statistics
 import subprocess
-from collections.abc import Callable
 
 import psutil
 
 from weather.loadtest import CITY_LOCATIONS as CITIES
 
-from .common import PYTHON, ROOT, Gunicorn, emit, http_load, log, start_stack
-
-
-class CpuMeter:
-    """CPU seconds used by each part of the stack between two snapshots (where the 2 cores go)."""
-
-    def __init__(self, parts: dict[str, Callable[[], list[psutil.Process]]]):
-        self.parts = parts
-        self._last = self._snapshot()
-
-    def _snapshot(self) -> dict[str, float]:
-        totals = {}
-        for name, processes in self.parts.items():
-            seconds = 0.0
-            for process in processes():
-                try:
-                    times = process.cpu_times()
-                except psutil.NoSuchProcess:
-                    continue
-                seconds += times.user + times.system
-            totals[name] = seconds
-        machine = psutil.cpu_times()
-        totals["machine"] = machine.user + machine.system + machine.nice + machine.irq + machine.softirq
-        return totals
-
-    def per_request_ms(self, requests: int) -> dict[str, float]:
-        """CPU ms per request of each part since the last call."""
-        now = self._snapshot()
-        used = {name: round((now[name] - self._last[name]) * 1000 / max(requests, 1), 3) for name in now}
-        self._last = now
-        return used
+from .common import PYTHON, ROOT, CpuMeter, Gunicorn, emit, http_load, log, start_stack
 
 
 def main() -> None:
