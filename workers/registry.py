@@ -48,6 +48,27 @@ class ConsumerSpec:
         return import_string(self.handler)
 
 
+def saga_step(name: str, stream: str, group: str, handler: str, description: str) -> ConsumerSpec:
+    """One step of the orders saga: batches of up to 50 events, lingering under load.
+
+    No inbox: each step is idempotent by its own state (one reservation and one payment
+    per order, unique in the database; settling only touches reservations still
+    `reserved`; an order's status only moves forward), which tests/orders/test_idempotency.py
+    shows without the runner. That saves an inbox row per event and step.
+    """
+    return ConsumerSpec(
+        name=name,
+        stream=stream,
+        group=group,
+        handler=handler,
+        batch=True,
+        batch_size=50,
+        linger_ms=settings.SAGA_LINGER_MS,
+        inbox=False,
+        description=description,
+    )
+
+
 CONSUMERS: dict[str, ConsumerSpec] = {
     spec.name: spec
     for spec in [
@@ -111,55 +132,34 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             concurrency=settings.WEATHER_TERMINALS,
             description="weather-requests → forecast → weather-responses (the seed's terminals)",
         ),
-        # seed 004: order / inventory / account saga (see orders/services.py for the flow).
-        # No inbox: each step is idempotent by its own state (one reservation and one
-        # payment per order, unique in the database; settling only touches reservations
-        # still `reserved`; an order's status only moves forward), which
-        # tests/orders/test_idempotency.py shows without the runner. That saves an inbox
-        # row per event and step.
-        ConsumerSpec(
-            name="inventory-reserve",
-            stream="orders",
-            group="inventory",
-            handler="inventory.handlers.handle_orders_placed",
-            batch=True,
-            batch_size=50,
-            linger_ms=settings.SAGA_LINGER_MS,
-            inbox=False,
-            description="orders.order.placed → reserve every line or none → inventory.stock.reserved/rejected",
+        # seed 004: order / inventory / account saga (see orders/services.py for the flow)
+        saga_step(
+            "inventory-reserve",
+            "orders",
+            "inventory",
+            "inventory.handlers.handle_orders_placed",
+            "orders.order.placed → reserve every line or none → inventory.stock.reserved/rejected",
         ),
-        ConsumerSpec(
-            name="accounts-charge",
-            stream="inventory",
-            group="accounts",
-            handler="accounts.handlers.handle_stock_reserved",
-            batch=True,
-            batch_size=50,
-            linger_ms=settings.SAGA_LINGER_MS,
-            inbox=False,
-            description="inventory.stock.reserved → charge or refuse → accounts.payment.charged/refused",
+        saga_step(
+            "accounts-charge",
+            "inventory",
+            "accounts",
+            "accounts.handlers.handle_stock_reserved",
+            "inventory.stock.reserved → charge or refuse → accounts.payment.charged/refused",
         ),
-        ConsumerSpec(
-            name="inventory-settle",
-            stream="accounts",
-            group="inventory",
-            handler="inventory.handlers.handle_payment_outcomes",
-            batch=True,
-            batch_size=50,
-            linger_ms=settings.SAGA_LINGER_MS,
-            inbox=False,
-            description="accounts.payment.* → sell or release the reservation → inventory.stock.sold/released",
+        saga_step(
+            "inventory-settle",
+            "accounts",
+            "inventory",
+            "inventory.handlers.handle_payment_outcomes",
+            "accounts.payment.* → sell or release the reservation → inventory.stock.sold/released",
         ),
-        ConsumerSpec(
-            name="orders-status",
-            stream="inventory",
-            group="orders",
-            handler="orders.handlers.handle_inventory_outcomes",
-            batch=True,
-            batch_size=50,
-            linger_ms=settings.SAGA_LINGER_MS,
-            inbox=False,
-            description="inventory.stock.* → order status, customer message, orders.order.finalized",
+        saga_step(
+            "orders-status",
+            "inventory",
+            "orders",
+            "orders.handlers.handle_inventory_outcomes",
+            "inventory.stock.* → order status, customer message, orders.order.finalized",
         ),
     ]
 }
