@@ -58,7 +58,13 @@ class PermanentError(Exception):
 class Outgoing:
     """An event a handler returns instead of publishing it: it is XADDed in the MULTI that
     acks the entries handled, so it leaves if and only if they are acknowledged, and
-    without a round trip of its own (request/reply: the reply and the ack together)."""
+    without a round trip of its own (request/reply: the reply and the ack together).
+
+    For consumers without the inbox (no database effects, like the weather terminals): a
+    redelivered entry runs the handler again and so returns the event again. With the
+    inbox a redelivery after a crash between commit and ack skips the handler, and the
+    event would be lost; such handlers publish with `publish_on_commit` instead.
+    """
 
     stream: str  # a key of settings.STREAMS, or a literal stream name
     event: Event
