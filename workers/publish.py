@@ -110,6 +110,34 @@ def _forget_sent(ids: list[int]) -> None:
         OutboxEvent.objects.filter(pk__in=ids).delete()
 
 
+class _DeleteThread(threading.Thread):
+    """The thread of one process that deletes what SentOutboxRows gathers."""
+
+    def __init__(self, rows: "SentOutboxRows") -> None:
+        super().__init__(name="outbox-sent-rows", daemon=True)
+        self.rows = rows
+        self.work = threading.Event()  # ids were handed over
+        self.full = threading.Event()  # a whole batch is waiting: do not wait for more
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                self.work.wait()
+                self.full.wait(settings.OUTBOX_DELETE_INTERVAL_S)  # let a batch gather
+                self.work.clear()
+                self.full.clear()
+                close_old_connections()
+                self.rows.flush()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.work.set()
+        self.full.set()
+
+
 class SentOutboxRows:
     """Outbox rows whose events Redis has taken, deleted in batches by one thread per process.
 
@@ -125,35 +153,20 @@ class SentOutboxRows:
     def __init__(self) -> None:
         self._ids: list[int] = []
         self._lock = threading.Lock()
-        self._work = threading.Event()  # ids were handed over, or close() was called
-        self._full = threading.Event()  # a whole batch is waiting, or close() was called
-        self._thread: threading.Thread | None = None
+        self._thread: _DeleteThread | None = None
         self._pid = 0
-        self._closing = False
 
     def add(self, ids: list[int]) -> None:
         with self._lock:
             self._ids.extend(ids)
-            if len(self._ids) >= settings.OUTBOX_DELETE_BATCH:
-                self._full.set()
-            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()  # a forked child starts its own thread
-                self._closing = False
-                self._thread = threading.Thread(target=self._run, name="outbox-sent-rows", daemon=True)
+                self._thread = _DeleteThread(self)
                 self._thread.start()
-        self._work.set()
-
-    def _run(self) -> None:
-        try:
-            while not self._closing:
-                self._work.wait()
-                self._full.wait(settings.OUTBOX_DELETE_INTERVAL_S)  # let a batch gather
-                self._work.clear()
-                self._full.clear()
-                close_old_connections()
-                self.flush()
-        finally:
-            connection.close()  # this thread's own connection
+            thread = self._thread
+            if len(self._ids) >= settings.OUTBOX_DELETE_BATCH:
+                thread.full.set()
+        thread.work.set()
 
     def flush(self) -> int:
         """Delete the rows handed over so far (in the calling thread); return how many."""
@@ -172,11 +185,10 @@ class SentOutboxRows:
         """Delete what is waiting, stop the thread and close its database connection."""
         with self._lock:
             thread, self._thread = self._thread, None
-            self._closing = True
-        self._work.set()
-        self._full.set()
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout)
+        if thread is not None:
+            thread.stop()
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout)
         if self._ids:
             self.flush()
 
