@@ -33,9 +33,10 @@ def order_references_existing(*, customer_id: int, product_ids: Iterable[int]) -
     costs more to compile than the two queries it saves.
     """
     ids = sorted(set(product_ids))
+    accounts, products = (connection.ops.quote_name(model._meta.db_table) for model in (Account, Product))
     sql = (
-        f"SELECT 0, id FROM {Account._meta.db_table} WHERE id = %s UNION ALL "
-        f"SELECT 1, id FROM {Product._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ids))})"
+        f"SELECT 0, id FROM {accounts} WHERE id = %s UNION ALL "
+        f"SELECT 1, id FROM {products} WHERE id IN ({', '.join(['%s'] * len(ids))})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [customer_id, *ids])

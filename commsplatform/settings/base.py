@@ -170,8 +170,8 @@ WORKER_RETRY_CAP_S = env.float("WORKER_RETRY_CAP_S", default=5.0)
 WORKER_TRIM_INTERVAL_S = env.float("WORKER_TRIM_INTERVAL_S", default=30.0)
 STREAM_MAXLEN_CAP = env.int("STREAM_MAXLEN_CAP", default=1_000_000)
 OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
-# Rows of sent events are deleted in batches by a background thread (workers.publish):
-# at most this often, or at once when this many are waiting.
+# Rows of sent events are deleted in batches by a background thread (workers.publish),
+# gathered for this long, or deleted at once when this many are waiting.
 OUTBOX_DELETE_INTERVAL_S = env.float("OUTBOX_DELETE_INTERVAL_S", default=0.05)
 OUTBOX_DELETE_BATCH = env.int("OUTBOX_DELETE_BATCH", default=500)
 
