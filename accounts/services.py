@@ -5,10 +5,8 @@ instances), the charge itself is a conditional update, and the database refuses 
 negative balance. One Payment row per order makes a repeated request a no-op.
 """
 
-import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -38,14 +36,6 @@ class ChargeRequest:
     order_id: int
     customer_id: int
     amount: int
-
-
-def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Event:
-    return Event(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{order_id}")),
-        type=event_type,
-        payload=payload,
-    )
 
 
 @transaction.atomic
@@ -90,7 +80,7 @@ def payment_charge(*, requests: list[ChargeRequest]) -> dict[int, str]:
             )
         )
         events.append(
-            _saga_event(
+            Event.keyed(
                 PAYMENT_CHARGED if charged else PAYMENT_REFUSED,
                 request.order_id,
                 {

@@ -9,10 +9,8 @@ consumers run without the inbox.
 """
 
 import logging
-import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -55,15 +53,6 @@ class OrderToReserve:
 class PaymentOutcome:
     order_id: int
     charged: bool
-
-
-def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Event:
-    """An event with an id derived from its type and order: re-emitting it can never fork the saga."""
-    return Event(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{order_id}")),
-        type=event_type,
-        payload=payload,
-    )
 
 
 def _lock_products(ids) -> dict[int, Product]:
@@ -115,7 +104,7 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
                 )
             )
             events.append(
-                _saga_event(
+                Event.keyed(
                     STOCK_REJECTED,
                     order.order_id,
                     {"order_id": order.order_id, "customer_id": order.customer_id, "reason": reason},
@@ -136,7 +125,7 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
             )
         )
         events.append(
-            _saga_event(
+            Event.keyed(
                 STOCK_RESERVED,
                 order.order_id,
                 {
@@ -185,7 +174,7 @@ def stock_settle(*, outcomes: list[PaymentOutcome]) -> dict[int, str]:
             for pid, qty in reservation.lines.items():
                 released[int(pid)] += qty
         events.append(
-            _saga_event(
+            Event.keyed(
                 STOCK_SOLD if charged else STOCK_RELEASED,
                 reservation.order_id,
                 {

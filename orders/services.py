@@ -12,9 +12,7 @@ The saga, each step in its own app and consumer (see workers/registry.py):
 import hashlib
 import json
 import logging
-import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -61,14 +59,6 @@ class StatusUpdate:
     order_id: int
     status: str
     total: int | None = None
-
-
-def _saga_event(event_type: str, order_id: int, payload: dict[str, Any]) -> Event:
-    return Event(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{order_id}")),
-        type=event_type,
-        payload=payload,
-    )
 
 
 def _request_hash(customer_id: int, product_ids: list[int]) -> str:
@@ -119,7 +109,7 @@ def order_place(
             )
             publish_on_commit(
                 "orders",
-                _saga_event(ORDER_PLACED, order.pk, {"order_id": order.pk, "customer_id": customer_id, "lines": lines}),
+                Event.keyed(ORDER_PLACED, order.pk, {"order_id": order.pk, "customer_id": customer_id, "lines": lines}),
             )
     except IntegrityError:
         # Two requests with the same key raced; the other one won.
@@ -197,7 +187,7 @@ def order_status_apply(*, updates: list[StatusUpdate]) -> list[Order]:
     publish_on_commit(
         "orders",
         [
-            _saga_event(
+            Event.keyed(
                 ORDER_FINALIZED,
                 message.order.pk,
                 {

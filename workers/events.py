@@ -51,6 +51,17 @@ class Event:
         return fields
 
     @classmethod
+    def keyed(cls, event_type: str, key: object, payload: dict[str, Any]) -> "Event":
+        """An event whose id derives from its type and a key (uuid5), e.g. a saga step's
+        outcome for one order: emitting it again, after a redelivery, gives the same id,
+        which consumers drop, so the flow can never fork."""
+        return cls(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{key}")),
+            type=event_type,
+            payload=payload,
+        )
+
+    @classmethod
     def from_fields(cls, fields: Mapping[str, str], *, stream_id: str | None = None, deliveries: int = 1) -> "Event":
         # This runs for every entry every consumer reads: keep it lean.
         try:
