@@ -8,7 +8,7 @@ COMPOSE := docker compose --env-file .env -f docker/compose.yaml
 MYPY_PACKAGES := commsplatform workers notifications users campaigns orders inventory accounts weather telemetry
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint fmt bench up down clean
+.PHONY: help install run test fuzz lint fmt bench up down clean system-packages
 
 help:
 	@echo "make run    the whole platform locally (embedded Redis, Kafka, SMTP; SQLite)"
@@ -27,8 +27,13 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(BIN)/python -m commsplatform.devstack
 
-test: lint
+test: lint system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian packages some tests drive (nginx, chromium, prometheus, postfix's smtp-sink, wrk):
+# installed when missing and possible, else one line says what to install.
+system-packages:
+	@bash scripts/system-packages.sh
 
 # `make test` fuzzes with a few examples per operation; this runs many more (same seed unless FUZZ_SEED).
 FUZZ_MAX_EXAMPLES ?= 200
