@@ -18,8 +18,13 @@ def emit(result: dict) -> None:
 
 
 class CommsStack:
-    def __init__(self, *, smtp: bool = False) -> None:
+    """`sqlite` (a file path) uses SQLite instead of starting PostgreSQL, as `make run` does;
+    `maildir` makes the SMTP sink keep every mail there, as `make run`'s does."""
+
+    def __init__(self, *, smtp: bool = False, sqlite: str | None = None, maildir: str | None = None) -> None:
         self.servers = []
+        if sqlite:
+            os.environ["DATABASE_URL"] = f"sqlite:///{sqlite}"
         if not os.environ.get("DATABASE_URL"):
             self.servers.append(PostgresServer().start())
             os.environ["DATABASE_URL"] = self.servers[-1].url
@@ -28,7 +33,7 @@ class CommsStack:
             os.environ["REDIS_URL"] = self.servers[-1].url
         self.smtp = None
         if smtp:
-            self.smtp = SmtpSinkProcess().start()
+            self.smtp = SmtpSinkProcess(maildir=maildir).start()
             self.servers.append(self.smtp)
             os.environ["EMAIL_HOST"], os.environ["EMAIL_PORT"] = self.smtp.host, str(self.smtp.port)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commsplatform.settings.base")

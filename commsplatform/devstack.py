@@ -112,10 +112,27 @@ def _announce_when_web_answers(port: int, banner: str, stopped: threading.Event)
     print(banner, flush=True)
 
 
+# The campaign pipeline runs in processes of its own: under one `runworker --all` the
+# fan-out, the router and every sender thread shared one GIL with the other consumers.
+CAMPAIGN_CONSUMERS = ["campaign-fanout", "notification-router", "email-retry"]
+SENDER_CONSUMERS = ["email-sender"]
+
+
+def worker_commands() -> dict[str, list[str]]:
+    """The `runworker` processes of `make run` (bench.campaign_100k --devstack runs the same)."""
+    manage = [PYTHON, "manage.py", "runworker"]
+    exclude = [arg for name in CAMPAIGN_CONSUMERS + SENDER_CONSUMERS for arg in ("--exclude", name)]
+    return {
+        "worker": [*manage, "--all", *exclude],
+        "campaigns": [*manage, *CAMPAIGN_CONSUMERS],
+        "sender": [*manage, *SENDER_CONSUMERS],
+    }
+
+
 def _processes(env: dict[str, str]) -> dict[str, str]:
     commands = {
         "web": [PYTHON, "-m", "gunicorn", "commsplatform.wsgi", "-c", "docker/gunicorn.conf.py"],
-        "worker": [PYTHON, "manage.py", "runworker", "--all"],
+        **worker_commands(),
         "relay": [PYTHON, "manage.py", "relay_outbox"],
     }
     # honcho runs each through a shell; exec makes the real process the signal target.

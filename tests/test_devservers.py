@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import mailbox
 import smtplib
 import time
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.db import connection
 
-from commsplatform.devservers import RedisServer, SmtpServer
+from commsplatform.devservers import RedisServer, SmtpServer, SmtpSinkProcess
 from tests.helpers import database_url, wait_until
 
 
@@ -153,3 +155,18 @@ def test_kafka_produce_and_consume_in_a_group(kafka_broker) -> None:
 
     assert message.error() is None
     assert (message.key(), message.value()) == (b"7", b'{"battery_id": 7}')
+
+
+def test_smtp_sink_keeps_each_mail_whole_in_its_maildir(tmp_path: Path) -> None:
+    # given the sink make run starts, writing a Maildir
+    maildir = tmp_path / "mail"
+    with SmtpSinkProcess(maildir=maildir, data_dir=tmp_path / "smtp") as sink:
+        # when two mails arrive over one session
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as client:
+            for number in (1, 2):
+                message = f"From: a@test.com\r\nTo: b@test.com\r\nSubject: mail {number}\r\n\r\nbody {number}\r\n"
+                client.sendmail("a@test.com", ["b@test.com"], message)
+        # then a mail reader finds both, complete, and nothing is left half-written in tmp/
+        box = mailbox.Maildir(maildir, create=False)
+        assert sorted((m["Subject"], m.get_payload()) for m in box) == [("mail 1", "body 1\n"), ("mail 2", "body 2\n")]
+        assert list((maildir / "tmp").iterdir()) == []

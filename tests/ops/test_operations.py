@@ -82,6 +82,33 @@ def test_runworker_list_prints_one_line_per_consumer(capsys):
     assert [line.split()[0] for line in lines[1:]] == [*CONSUMERS, *EXTERNAL_CONSUMERS]
 
 
+def test_make_run_runs_every_registered_consumer_exactly_once():
+    # given the worker processes `make run` supervises
+    from commsplatform.devstack import worker_commands
+
+    # when each runworker command line is resolved to the consumers it runs
+    ran: list[str] = []
+    for argv in worker_commands().values():
+        args = argv[argv.index("runworker") + 1 :]
+        excluded = {args[i + 1] for i, arg in enumerate(args) if arg == "--exclude"}
+        named = [
+            arg for i, arg in enumerate(args) if not arg.startswith("--") and (i == 0 or args[i - 1] != "--exclude")
+        ]
+        ran += [n for n in [*CONSUMERS, *EXTERNAL_CONSUMERS] if n not in excluded] if "--all" in args else named
+
+    # then every registered consumer runs, and none twice
+    assert sorted(ran) == sorted([*CONSUMERS, *EXTERNAL_CONSUMERS])
+
+
+def test_runworker_refuses_an_unknown_exclusion_and_exclude_without_all():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="unknown consumer"):
+        call_command("runworker", "--all", "--exclude", "no-such-consumer")
+    with pytest.raises(CommandError, match="--exclude goes with --all"):
+        call_command("runworker", "notifications", "--exclude", "weather")
+
+
 def test_a_deleted_token_is_refused_at_once(api_client, api_user):
     assert api_client.get("/api/v1/events/").status_code == 200
 

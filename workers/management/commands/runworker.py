@@ -14,13 +14,21 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="run every registered consumer in this process")
         parser.add_argument("--list", action="store_true", help="print the consumer table and exit")
         parser.add_argument("--consumer-name", help="stable consumer name in the group (default host-pid)")
+        parser.add_argument(
+            "--exclude", action="append", default=[], metavar="NAME", help="with --all: leave this consumer out"
+        )
 
-    def handle(self, *args, names, all, list, consumer_name, **options):
+    def handle(self, *args, names, all, list, consumer_name, exclude, **options):
         if list:
             self._print_table()
             return
+        unknown = [n for n in exclude if n not in CONSUMERS and n not in EXTERNAL_CONSUMERS]
+        if unknown:
+            raise CommandError(f"unknown consumer(s) to exclude: {', '.join(unknown)}; see runworker --list")
+        if exclude and not all:
+            raise CommandError("--exclude goes with --all")
         if all:
-            names = [*CONSUMERS, *EXTERNAL_CONSUMERS]
+            names = [n for n in [*CONSUMERS, *EXTERNAL_CONSUMERS] if n not in exclude]
         if not names:
             raise CommandError("name at least one consumer, or use --all / --list")
         unknown = [n for n in names if n not in CONSUMERS and n not in EXTERNAL_CONSUMERS]
