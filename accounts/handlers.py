@@ -1,34 +1,18 @@
+from inventory.events import STOCK_RESERVED, StockOutcome
 from workers.events import Event
-from workers.runner import PermanentError
+from workers.handling import PermanentError, handles
 
 from .services import ChargeRequest, payment_charge
 
-STOCK_RESERVED = "inventory.stock.reserved"
-
-
-def _int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PermanentError(f"{what} is not an integer: {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise PermanentError(f"{what} is not an integer: {value!r}") from None
-
 
 def _charge_request(event: Event) -> ChargeRequest:
-    payload = event.payload
-    amount = _int(payload.get("amount"), "amount")
-    if amount < 0:
-        raise PermanentError(f"negative amount in {event.id}: {amount}")
-    return ChargeRequest(
-        order_id=_int(payload.get("order_id"), "order_id"),
-        customer_id=_int(payload.get("customer_id"), "customer_id"),
-        amount=amount,
-    )
+    reserved = StockOutcome.from_event(event)
+    if reserved.amount is None:
+        raise PermanentError(f"reservation {event.id} has no amount: {event.payload!r}")
+    return ChargeRequest(order_id=reserved.order_id, customer_id=reserved.customer_id, amount=reserved.amount)
 
 
+@handles(STOCK_RESERVED)
 def handle_stock_reserved(events: list[Event]) -> None:
     """inventory stream / group accounts (`accounts-charge`): charge each reserved order."""
-    requests = [_charge_request(event) for event in events if event.type == STOCK_RESERVED]
-    if requests:
-        payment_charge(requests=requests)
+    payment_charge(requests=[_charge_request(event) for event in events])

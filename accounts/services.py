@@ -15,10 +15,8 @@ from django.utils import timezone
 from workers.events import Event
 from workers.publish import publish_on_commit
 
+from .events import PaymentResult
 from .models import Account, Payment
-
-PAYMENT_CHARGED = "accounts.payment.charged"
-PAYMENT_REFUSED = "accounts.payment.refused"
 
 SEED_ACCOUNTS = [
     (101, "Anthony", 1000),
@@ -80,16 +78,13 @@ def payment_charge(*, requests: list[ChargeRequest]) -> dict[int, str]:
             )
         )
         events.append(
-            Event.keyed(
-                PAYMENT_CHARGED if charged else PAYMENT_REFUSED,
-                request.order_id,
-                {
-                    "order_id": request.order_id,
-                    "customer_id": request.customer_id,
-                    "amount": request.amount,
-                    "balance": balance.get(request.customer_id),
-                },
-            )
+            PaymentResult(
+                order_id=request.order_id,
+                customer_id=request.customer_id,
+                amount=request.amount,
+                balance=balance.get(request.customer_id),
+                charged=charged,
+            ).event()
         )
     now = timezone.now()
     for pk in sorted(spent):

@@ -12,7 +12,6 @@ set-based SQL.
 import logging
 import secrets
 import string
-import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -23,23 +22,17 @@ from users.selectors import recipient_id_chunk
 from workers.events import Event
 from workers.publish import publish_on_commit
 
+from .events import CampaignQueued, RecipientBatchSelected
 from .models import Campaign
 from .templating import compile_template
 
 logger = logging.getLogger(__name__)
 
-CAMPAIGN_QUEUED = "campaigns.campaign.queued"
-RECIPIENT_BATCH_SELECTED = "campaigns.recipient_batch.selected"
-_NAMESPACE = uuid.UUID("5b0c1a52-9f59-4f6e-9a43-4a1b1c2a0002")
 _SEED_NAME_ALPHABET = string.ascii_uppercase + string.digits
 
 
 def _queued_event(campaign: Campaign, *, attempt: int = 0) -> Event:
-    return Event(
-        id=str(uuid.uuid5(_NAMESPACE, f"campaign:{campaign.pk}:queued:{attempt}")),
-        type=CAMPAIGN_QUEUED,
-        payload={"campaign_id": campaign.pk, "name": campaign.name},
-    )
+    return CampaignQueued(campaign_id=campaign.pk, name=campaign.name, attempt=attempt).event()
 
 
 @transaction.atomic
@@ -149,11 +142,7 @@ def campaign_fanout(*, campaign_id: int) -> int:
                 break
             publish_on_commit(
                 "notification",
-                Event(
-                    id=str(uuid.uuid5(_NAMESPACE, f"campaign:{campaign_id}:from:{ids[0]}")),
-                    type=RECIPIENT_BATCH_SELECTED,
-                    payload={"campaign_id": campaign_id, "recipient_ids": ids},
-                ),
+                RecipientBatchSelected(campaign_id=campaign_id, recipient_ids=ids).event(),
             )
             Campaign.objects.filter(pk=campaign_id).update(
                 fanout_cursor=ids[-1], batches_published=F("batches_published") + 1

@@ -19,14 +19,10 @@ from django.utils import timezone
 from workers.events import Event
 from workers.publish import publish_on_commit
 
+from .events import STOCK_REJECTED, STOCK_RELEASED, STOCK_RESERVED, STOCK_SOLD, StockOutcome
 from .models import Product, Reservation
 
 logger = logging.getLogger(__name__)
-
-STOCK_RESERVED = "inventory.stock.reserved"
-STOCK_REJECTED = "inventory.stock.rejected"
-STOCK_SOLD = "inventory.stock.sold"
-STOCK_RELEASED = "inventory.stock.released"
 
 # Seed 004's catalogue, with product 204 defined once (the seed defined it twice).
 SEED_PRODUCTS = [
@@ -104,11 +100,9 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
                 )
             )
             events.append(
-                Event.keyed(
-                    STOCK_REJECTED,
-                    order.order_id,
-                    {"order_id": order.order_id, "customer_id": order.customer_id, "reason": reason},
-                )
+                StockOutcome(
+                    type=STOCK_REJECTED, order_id=order.order_id, customer_id=order.customer_id, reason=reason
+                ).event()
             )
             continue
         for pid, qty in order.lines.items():
@@ -125,16 +119,9 @@ def stock_reserve(*, orders: list[OrderToReserve]) -> dict[int, str]:
             )
         )
         events.append(
-            Event.keyed(
-                STOCK_RESERVED,
-                order.order_id,
-                {
-                    "order_id": order.order_id,
-                    "customer_id": order.customer_id,
-                    "lines": lines,
-                    "amount": amount,
-                },
-            )
+            StockOutcome(
+                type=STOCK_RESERVED, order_id=order.order_id, customer_id=order.customer_id, lines=lines, amount=amount
+            ).event()
         )
     now = timezone.now()
     for pid in sorted(taken):
@@ -174,15 +161,12 @@ def stock_settle(*, outcomes: list[PaymentOutcome]) -> dict[int, str]:
             for pid, qty in reservation.lines.items():
                 released[int(pid)] += qty
         events.append(
-            Event.keyed(
-                STOCK_SOLD if charged else STOCK_RELEASED,
-                reservation.order_id,
-                {
-                    "order_id": reservation.order_id,
-                    "customer_id": reservation.customer_id,
-                    "amount": reservation.amount,
-                },
-            )
+            StockOutcome(
+                type=STOCK_SOLD if charged else STOCK_RELEASED,
+                order_id=reservation.order_id,
+                customer_id=reservation.customer_id,
+                amount=reservation.amount,
+            ).event()
         )
     if released:
         _lock_products(released)

@@ -2,14 +2,18 @@ import logging
 
 from django.utils.dateparse import parse_datetime
 
+from campaigns.events import RECIPIENT_BATCH_SELECTED, RecipientBatchSelected
+from orders.events import ORDER_FINALIZED, OrderFinalized
 from workers.events import Event
-from workers.runner import PermanentError
+from workers.handling import PermanentError, handles
 
+from .events import EMAIL_BATCH_QUEUED, MESSAGE_PUBLISHED, EmailBatchQueued
 from .services import notification_messages_store
 
 logger = logging.getLogger("notifications.consumer")
 
 
+@handles(MESSAGE_PUBLISHED)
 def handle_notification_messages(events: list[Event]) -> None:
     """NotificationStream / demo_consumer_group: log each message, store it."""
     for event in events:
@@ -22,48 +26,37 @@ def handle_notification_messages(events: list[Event]) -> None:
     notification_messages_store(events=events)
 
 
+@handles(RECIPIENT_BATCH_SELECTED)
 def handle_recipient_batches(events: list[Event]) -> None:
     """notification / notification: ledger rows for each recipient batch (seed 002)."""
     from .services import deliveries_route
 
     for event in events:
-        payload = event.payload
-        ids = payload.get("recipient_ids")
-        if not isinstance(payload.get("campaign_id"), int) or not isinstance(ids, list):
-            raise PermanentError(f"not a recipient batch: {payload!r}")
-        deliveries_route(campaign_id=payload["campaign_id"], recipient_ids=ids)
+        batch = RecipientBatchSelected.from_event(event)
+        deliveries_route(campaign_id=batch.campaign_id, recipient_ids=batch.recipient_ids)
 
 
+@handles(EMAIL_BATCH_QUEUED)
 def handle_email_batch(event: Event) -> None:
     """email-notification / email-notification: send a batch of deliveries over SMTP."""
     from .sending import deliveries_send
 
-    ids = event.payload.get("delivery_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise PermanentError(f"not an email batch: {event.payload!r}")
-    deliveries_send(delivery_ids=ids)
+    deliveries_send(delivery_ids=EmailBatchQueued.from_event(event).delivery_ids)
 
 
-ORDER_FINALIZED = "orders.order.finalized"
-
-
+@handles(ORDER_FINALIZED)
 def handle_order_finalized(event: Event) -> None:
     """orders / notifications: email the customer the outcome of their order (seed 004's
-    msg service). Other order events on the stream are not for us; customers without an
-    email get the stored CustomerMessage only."""
+    msg service). Customers without an email get the stored CustomerMessage only."""
     from .services import notification_send
 
-    if event.type != ORDER_FINALIZED:
-        return
-    payload = event.payload
-    if not isinstance(payload.get("order_id"), int) or not isinstance(payload.get("status"), str):
-        raise PermanentError(f"not a finalized order: {payload!r}")
-    if not payload.get("customer_email"):
+    order = OrderFinalized.from_event(event)
+    if not order.customer_email:
         return
     notification_send(
         channel="email",
-        email=payload["customer_email"],
-        subject=f"Your order #{payload['order_id']}: {payload['status']}",
-        body=str(payload.get("message", "")),
-        dedupe_key=f"order:{payload['order_id']}:finalized",
+        email=order.customer_email,
+        subject=f"Your order #{order.order_id}: {order.status}",
+        body=order.message,
+        dedupe_key=f"order:{order.order_id}:finalized",
     )

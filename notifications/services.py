@@ -17,14 +17,14 @@ from campaigns.models import Campaign
 from campaigns.services import campaign_complete_if_done, campaign_counters_add
 from users.models import Recipient
 from workers.events import Event
+from workers.handling import PermanentError
 from workers.publish import publish, publish_on_commit
-from workers.runner import PermanentError
 
+from .events import MESSAGE_PUBLISHED, EmailBatchQueued
 from .models import Delivery, NotificationMessage
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPE = "notifications.message.published"
 
 # The seed's integer message id, unique without a round trip: milliseconds since
 # 2025-01-01 (41 bits) | process (10 bits) | per-process sequence (12 bits).
@@ -55,7 +55,7 @@ def notification_message_publish(*, description: str) -> PublishedMessage:
     timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     message_id = _next_message_id()
     payload = {"id": message_id, "description": description, "timestamp": timestamp}
-    stream_id = publish("events", Event(type=EVENT_TYPE, payload=payload))
+    stream_id = publish("events", Event(type=MESSAGE_PUBLISHED, payload=payload))
     return PublishedMessage(id=message_id, description=description, timestamp=timestamp, stream_id=stream_id)
 
 
@@ -86,7 +86,6 @@ def notification_messages_store(*, events: list[Event]) -> int:
 # --- Seed 002: the delivery ledger ------------------------------------------------------
 # (Campaign mail and `notification_send`; the SMTP side is in notifications/sending.py.)
 
-EMAIL_BATCH_QUEUED = "notifications.email_batch.queued"
 _DELIVERY_NAMESPACE = uuid.UUID("0c7a3f0e-2a8e-4b1f-a8e5-1d3f6c9b0002")
 
 
@@ -104,7 +103,7 @@ def _email_batch_events(delivery_ids: list[int]) -> list[Event]:
     events = []
     for start in range(0, len(delivery_ids), size):
         batch = delivery_ids[start : start + size]
-        events.append(Event(type=EMAIL_BATCH_QUEUED, payload={"delivery_ids": batch}))
+        events.append(EmailBatchQueued(delivery_ids=batch).event())
     return events
 
 

@@ -19,16 +19,13 @@ from django.utils import timezone
 
 from accounts.services import accounts_reset_to_seed
 from inventory.services import products_reset_to_seed
-from workers.events import Event
 from workers.publish import publish_on_commit
 
+from .events import OrderFinalized, OrderPlaced
 from .models import CustomerMessage, Order
 from .selectors import order_references_existing
 
 logger = logging.getLogger(__name__)
-
-ORDER_PLACED = "orders.order.placed"
-ORDER_FINALIZED = "orders.order.finalized"
 
 Status = Order.Status
 
@@ -109,7 +106,9 @@ def order_place(
             )
             publish_on_commit(
                 "orders",
-                Event.keyed(ORDER_PLACED, order.pk, {"order_id": order.pk, "customer_id": customer_id, "lines": lines}),
+                OrderPlaced(
+                    order_id=order.pk, customer_id=customer_id, lines={int(p): q for p, q in lines.items()}
+                ).event(),
             )
     except IntegrityError:
         # Two requests with the same key raced; the other one won.
@@ -187,19 +186,15 @@ def order_status_apply(*, updates: list[StatusUpdate]) -> list[Order]:
     publish_on_commit(
         "orders",
         [
-            Event.keyed(
-                ORDER_FINALIZED,
-                message.order.pk,
-                {
-                    "order_id": message.order.pk,
-                    "customer_id": message.order.customer_id,
-                    "customer_name": message.order.customer.name,
-                    "customer_email": message.order.customer.email,
-                    "status": message.status,
-                    "total": message.order.total,
-                    "message": message.text,
-                },
-            )
+            OrderFinalized(
+                order_id=message.order.pk,
+                customer_id=message.order.customer_id,
+                customer_name=message.order.customer.name,
+                customer_email=message.order.customer.email,
+                status=message.status,
+                total=message.order.total,
+                message=message.text,
+            ).event()
             for message in messages
         ],
     )

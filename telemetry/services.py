@@ -37,13 +37,12 @@ from redis.typing import EncodableT
 
 from workers.connection import get_redis
 
+from .events import BATTERY_UPDATED, BATTERY_UPDATED_VERSION
 from .readings import Reading
 
 BATTERY_KEY = "battery:{}:data"
 BATTERY_IDS_KEY = "info:batteries:ids"
 UPDATE_MESSAGE = "updates"
-EVENT_TYPE = "telemetry.battery.updated"
-EVENT_VERSION = 1
 CHUNK_SIZE = 500  # readings per script call
 
 # KEYS: the id set, the changes stream, then one battery hash per reading.
@@ -116,7 +115,7 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
     if pipe is None:
         pipe = get_redis().pipeline(transaction=False)
     occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    head: list[EncodableT] = [occurred_at, UPDATE_MESSAGE, EVENT_TYPE, EVENT_VERSION]
+    head: list[EncodableT] = [occurred_at, UPDATE_MESSAGE, BATTERY_UPDATED, BATTERY_UPDATED_VERSION]
     fixed_keys = [BATTERY_IDS_KEY, changes_stream()]
     for start in range(0, len(readings), CHUNK_SIZE):
         chunk = readings[start : start + CHUNK_SIZE]

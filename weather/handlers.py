@@ -3,13 +3,15 @@ import logging
 from django.conf import settings
 
 from workers.events import Event
-from workers.runner import Outgoing, PermanentError
+from workers.handling import Outgoing, PermanentError, handles
 
+from .events import REQUEST_TYPE
 from .services import ForecastAsk, forecast_replies
 
 logger = logging.getLogger("weather.terminal")
 
 
+@handles(REQUEST_TYPE)
 def handle_weather_requests(events: list[Event]) -> list[Outgoing]:
     """weather-requests / processing-group: a terminal answers the requests it read.
 

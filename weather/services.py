@@ -20,16 +20,13 @@ from workers.connection import get_redis
 from workers.events import Event
 from workers.publish import publish, publish_many
 
+from .events import REPLY_TYPE, REQUEST_TYPE
 from .providers import Forecast, get_provider
 from .replies import get_router, wait_for
 from .resilience import guarded
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TYPE = "weather.forecast.requested"
-REPLY_TYPE = "weather.forecast.produced"
-# Reply event ids derive from the request id: a re-sent reply carries the same id.
-_REPLY_NAMESPACE = uuid.UUID("5d0c6f3e-4a51-4f4e-9c3b-0c8f5b7e7a10")
 EXPIRED_KEY = "weather:metrics"
 
 
@@ -145,10 +142,11 @@ def _reply_event(ask: ForecastAsk, forecast: Forecast) -> Event:
         "windSpeed": forecast.wind_speed,
         "requestId": ask.request_id,
     }
-    return Event(
-        id=str(uuid.uuid5(_REPLY_NAMESPACE, ask.request_id)),
-        type=REPLY_TYPE,
-        payload=body,
+    # The reply's id derives from the request id: a re-sent reply carries the same id.
+    return Event.keyed(
+        REPLY_TYPE,
+        ask.request_id,
+        body,
         extra={
             "requestId": ask.request_id,
             "data": orjson.dumps(body).decode(),

@@ -5,6 +5,7 @@ An entry's fields are `id` (uuid4), `type` (`<app>.<entity>.<past-tense>`), `ver
 seed's own fields next to these through `extra` (e.g. weather's `requestId` and `data`).
 """
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -51,14 +52,18 @@ class Event:
         return fields
 
     @classmethod
-    def keyed(cls, event_type: str, key: object, payload: dict[str, Any]) -> "Event":
+    def keyed(
+        cls, event_type: str, key: object, payload: dict[str, Any], *, extra: Mapping[str, str] | None = None
+    ) -> "Event":
         """An event whose id derives from its type and a key (uuid5), e.g. a saga step's
         outcome for one order: emitting it again, after a redelivery, gives the same id,
-        which consumers drop, so the flow can never fork."""
+        which consumers drop, so the flow can never fork. The one way deterministic event
+        ids are made here."""
         return cls(
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commsplatform/{event_type}/{key}")),
             type=event_type,
             payload=payload,
+            extra=extra or {},
         )
 
     @classmethod
@@ -77,3 +82,20 @@ class Event:
             raise MalformedEvent(f"event id is not a uuid: {event_id!r}")
         extra = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS} if len(fields) > 5 else {}
         return cls(event_type, payload, event_id, version, fields.get("occurred_at", ""), extra, stream_id, deliveries)
+
+
+@functools.cache
+def known_event_types() -> frozenset[str]:
+    """Every type some producer emits: the `EVENT_TYPES` of each installed app's `events`
+    module (found the way Django finds admin modules, so workers names no domain app)."""
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    from django.apps import apps
+
+    types: set[str] = set()
+    for app in apps.get_app_configs():
+        module_name = f"{app.name}.events"
+        if find_spec(module_name) is not None:
+            types.update(getattr(import_module(module_name), "EVENT_TYPES", ()))
+    return frozenset(types)

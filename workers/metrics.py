@@ -12,7 +12,7 @@ from .connection import get_redis
 
 CONSUMER_KEY = "workers:metrics:consumer:{}"
 STREAM_KEY = "workers:metrics:stream:{}"
-CONSUMER_COUNTERS = ("processed", "failed", "retried", "dead_lettered", "duplicates", "reclaimed")
+CONSUMER_COUNTERS = ("processed", "failed", "retried", "dead_lettered", "duplicates", "reclaimed", "skipped")
 STREAM_COUNTERS = ("trim_cap_hits", "trim_cap_dropped")
 
 

@@ -41,34 +41,14 @@ from tenacity import RetryError, Retrying, retry_if_not_exception_type, stop_aft
 
 from . import metrics
 from .connection import UNAVAILABLE_ERRORS, PendingStreamEntry, XAddFields, XReadGroupReply, get_redis
-from .events import Event, MalformedEvent
+from .events import Event, MalformedEvent, known_event_types
+from .handling import Outgoing, PermanentError
 from .models import ProcessedEvent
 from .publish import stream_name
 from .registry import EXTERNAL_CONSUMERS, ConsumerSpec
 from .trimming import remove_idle_consumers, trim_stream
 
 logger = logging.getLogger(__name__)
-
-
-class PermanentError(Exception):
-    """The event can never be handled (bad data); dead-letter it without retrying."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """An event a handler returns instead of publishing it: it is XADDed in the MULTI that
-    acks the entries handled, so it leaves if and only if they are acknowledged, and
-    without a round trip of its own (request/reply: the reply and the ack together).
-
-    For consumers without the inbox (no database effects, like the weather terminals): a
-    redelivered entry runs the handler again and so returns the event again. With the
-    inbox a redelivery after a crash between commit and ack skips the handler, and the
-    event would be lost; such handlers publish with `publish_on_commit` instead.
-    """
-
-    stream: str  # a key of settings.STREAMS, or a literal stream name
-    event: Event
-    maxlen: int | None = None  # approximate cap, only for streams that no group consumes
 
 
 class _Interrupted(Exception):
@@ -114,6 +94,7 @@ class _Outcome:
     failed: int = 0
     retried: int = 0
     duplicates: int = 0
+    skipped: int = 0
 
 
 class ConsumerLoop:
@@ -134,6 +115,9 @@ class ConsumerLoop:
         self.dlq = f"{self.stream}:dlq"
         self.consumer = consumer or default_consumer_name()
         self.handler: Callable = spec.load_handler()
+        # The types the handler declared with workers.handling.handles (None: every type).
+        self.event_types: frozenset[str] | None = getattr(self.handler, "event_types", None)
+        self._skipped_types: set[str] = set()
         self.max_deliveries = spec.max_deliveries or settings.WORKER_MAX_DELIVERIES
         self.claim_idle_ms = spec.claim_idle_ms or settings.WORKER_CLAIM_IDLE_MS
         self.block_ms = block_ms or settings.WORKER_BLOCK_MS
@@ -302,6 +286,11 @@ class ConsumerLoop:
             except MalformedEvent as exc:
                 outcome.dead.append((entry_id, fields, f"MalformedEvent: {exc}", count))
                 continue
+            if self.event_types is not None and event.type not in self.event_types:
+                outcome.ack.append(entry_id)
+                outcome.skipped += 1
+                self._note_skipped(event.type)
+                continue
             if count > self.max_deliveries:
                 outcome.dead.append((entry_id, fields, f"delivered {count} times without success", count))
                 continue
@@ -316,6 +305,21 @@ class ConsumerLoop:
             logger.info("consumer %s: shutdown during a retry; leaving the rest un-acked", self.spec.name)
         self._finish(client, outcome, reclaimed)
         return len(outcome.ack)
+
+    def _note_skipped(self, event_type: str) -> None:
+        """Log each type this loop skips once: a type no producer emits is most likely a
+        renamed or misrouted one, so it is a warning; a known type is another consumer's."""
+        if event_type in self._skipped_types:
+            return
+        self._skipped_types.add(event_type)
+        if event_type in known_event_types():
+            logger.info("consumer %s: skips %s events (not its type; counted as skipped)", self.spec.name, event_type)
+        else:
+            logger.warning(
+                "consumer %s: skips %s events, a type no producer emits (renamed?); counted as skipped",
+                self.spec.name,
+                event_type,
+            )
 
     def _handle_one(self, event: Event, outcome: _Outcome) -> None:
         attempts_left = max(1, self.max_deliveries - (event.deliveries - 1))
@@ -437,6 +441,7 @@ class ConsumerLoop:
             dead_lettered=len(outcome.dead),
             duplicates=outcome.duplicates,
             reclaimed=reclaimed,
+            skipped=outcome.skipped,
         )
         if len(pipe):
             pipe.execute()

@@ -12,8 +12,8 @@ from orders.handlers import handle_inventory_outcomes
 from orders.models import CustomerMessage, Order
 from orders.services import shop_reset_to_seed
 from workers.events import Event
+from workers.handling import PermanentError
 from workers.models import OutboxEvent
-from workers.runner import PermanentError
 
 from .saga import orders_final, pump_saga
 

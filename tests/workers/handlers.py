@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 
 from workers.connection import get_redis
 from workers.events import Event
-from workers.runner import Outgoing, PermanentError
+from workers.handling import Outgoing, PermanentError, handles
 
 
 def _count(event: Event) -> int:
@@ -49,3 +49,9 @@ def answer(events: list[Event]) -> list[Outgoing]:
     return [
         Outgoing("test-replies", Event(type="tests.answer.produced", payload={"to": e.id}), maxlen=1000) for e in events
     ]
+
+
+@handles("tests.group.requested")
+def create_group_of_its_type(event: Event) -> None:
+    """create_group, declaring the one type it takes."""
+    create_group(event)
