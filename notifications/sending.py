@@ -10,10 +10,16 @@ Per entry (a batch of delivery ids), EMAIL_SEND_CHUNK rows at a time:
    senders' hands;
 2. send each over SMTP with a deterministic Message-ID;
 3. record the outcome of the whole chunk in one transaction with the campaign counters:
-   2xx → `sent`; 5xx → `failed`; 4xx → `deferred` with capped exponential backoff
+   2xx → `sent`; 5xx, or a message that cannot be built (an address that is not one
+   plain address) → `failed`; 4xx → `deferred` with capped exponential backoff
    (then `failed` after EMAIL_MAX_ATTEMPTS); server unreachable → the chunk and the rest
    of the entry are `deferred` without using up an attempt, and the thread pauses.
 `deliveries_requeue_due` (the `email-retry` loop) puts due rows back on the stream.
+
+Headers: `build_message` cannot emit an injected header. Control characters in the
+subject become spaces and a subject that is not short plain ASCII is RFC 2047-encoded;
+From/To must each be one valid plain ASCII address (else the delivery fails permanently,
+the batch goes on). The API and the admin refuse line breaks in those fields already.
 
 Crash bound: a kill -9 can only lose the outcome of the rows a thread holds in
 `sending`, at most EMAIL_SEND_CHUNK per thread; those are sent again after the lease,
@@ -27,7 +33,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.header import Header
 from email.utils import formatdate
@@ -35,6 +41,8 @@ from typing import Any
 
 import token_bucket
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -42,6 +50,7 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from campaigns.services import campaign_complete_if_done, campaign_counters_add
 from campaigns.templating import compile_template
+from commsplatform.validators import CONTROL_CHARACTERS
 
 from .models import Delivery
 
@@ -154,19 +163,62 @@ def rate_limit_wait() -> None:
         time.sleep(min(0.05, 1 / settings.EMAIL_RATE_LIMIT_PER_S))
 
 
+class InvalidMessage(ValueError):
+    """A message that cannot be sent as given (an address that is not one plain address,
+    a header value with a line break): a permanent failure of that one delivery."""
+
+
+# The Subject line may be at most 998 characters (RFC 5322 2.1.1); longer ones are encoded
+# (and so folded) like non-ASCII ones.
+_MAX_RAW_SUBJECT = 998 - len("Subject: ")
+
+
+def _address(value: str, role: str) -> str:
+    """A header/envelope address: exactly one plain ASCII addr-spec (no display name, no
+    list), since it is written raw into To/From and into MAIL FROM/RCPT TO."""
+    if not value.isascii() or CONTROL_CHARACTERS.search(value):
+        raise InvalidMessage(f"{role} address {value!r} contains control or non-ASCII characters")
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise InvalidMessage(f"{role} address {value!r} is not a single valid address") from None
+    return value
+
+
+def _subject_header(subject: str) -> str:
+    # A line break (or any control character) in a subject, typed by an operator or
+    # rendered from a recipient's name, would start a new header: it becomes a space.
+    subject = CONTROL_CHARACTERS.sub(" ", subject)
+    if subject.isascii() and len(subject) <= _MAX_RAW_SUBJECT:
+        return subject
+    # RFC 2047 encoded words, folded with CRLF + space (Header's default fold is a bare LF).
+    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+
+
 def build_message(
     *, from_addr: str, to_addr: str, subject: str, body: str, message_id: str, date: str | None = None
 ) -> bytes:
-    """An RFC 5322 text/plain message, assembled directly (email.message is 10× slower)."""
-    subject_header = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    """An RFC 5322 text/plain message, assembled directly (email.message is 10× slower).
+
+    It cannot carry an injected header whatever it is given: the subject has its control
+    characters replaced and is RFC 2047-encoded when it is not plain short ASCII; the
+    addresses must each be one valid plain address and the Message-ID and Date free of
+    control characters, or InvalidMessage is raised.
+    """
+    _address(from_addr, "From")
+    _address(to_addr, "To")
+    date = date or formatdate(usegmt=True)
+    for name, value in (("Message-ID", message_id), ("Date", date)):
+        if not value.isascii() or CONTROL_CHARACTERS.search(value):
+            raise InvalidMessage(f"{name} {value!r} contains control or non-ASCII characters")
     body = body.replace("\r\n", "\n").replace("\r", "\n")
     if body.isascii():
         encoding, payload = "7bit", body.encode()
     else:
         encoding, payload = "quoted-printable", quopri.encodestring(body.encode(), quotetabs=False)
     head = (
-        f"From: {from_addr}\r\nTo: {to_addr}\r\nSubject: {subject_header}\r\n"
-        f"Date: {date or formatdate(usegmt=True)}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+        f"From: {from_addr}\r\nTo: {to_addr}\r\nSubject: {_subject_header(subject)}\r\n"
+        f"Date: {date}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
     )
     return head.encode() + payload.replace(b"\n", b"\r\n")
@@ -275,6 +327,7 @@ class _ChunkResult:
     failed: list[tuple[int, SmtpReply]]
     deferred: list[tuple[int, int, SmtpReply]]  # pk, attempts, reply
     unsent: list[int]  # not attempted: the server went away
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # pk, why it cannot be sent
     outage: str | None = None
 
 
@@ -285,14 +338,18 @@ def _send_chunk(rows: list[Mapping[str, Any]]) -> _ChunkResult:
     date = formatdate(usegmt=True)
     for index, row in enumerate(rows):
         from_addr, subject, body = _render(row, content)
-        message = build_message(
-            from_addr=from_addr,
-            to_addr=row["address"],
-            subject=subject,
-            body=body,
-            message_id=row["message_id"],
-            date=date,
-        )
+        try:
+            message = build_message(
+                from_addr=from_addr,
+                to_addr=row["address"],
+                subject=subject,
+                body=body,
+                message_id=row["message_id"],
+                date=date,
+            )
+        except InvalidMessage as exc:
+            result.invalid.append((row["pk"], str(exc)))
+            continue
         rate_limit_wait()
         try:
             reply = client.send(from_addr, row["address"], message)
@@ -326,10 +383,11 @@ def _record(result: _ChunkResult, rows: list[Mapping[str, Any]], pause_s: float)
         for pk, _ in result.sent:
             if campaign_of[pk] is not None:
                 sent_per[campaign_of[pk]] = sent_per.get(campaign_of[pk], 0) + 1
-        failures = list(result.failed)
+        failures: list[tuple[int, int | None, str]] = [(pk, reply.code, reply.text) for pk, reply in result.failed]
+        failures += [(pk, None, why) for pk, why in result.invalid]
         for pk, attempts, reply in result.deferred:
             if attempts >= settings.EMAIL_MAX_ATTEMPTS:
-                failures.append((pk, reply))
+                failures.append((pk, reply.code, reply.text))
             else:
                 Delivery.objects.filter(pk=pk).update(
                     status=Delivery.Status.DEFERRED,
@@ -337,9 +395,9 @@ def _record(result: _ChunkResult, rows: list[Mapping[str, Any]], pause_s: float)
                     smtp_response=reply.text[:1000],
                     next_attempt_at=now + timedelta(seconds=retry_delay(attempts)),
                 )
-        for pk, reply in failures:
+        for pk, failure_code, text in failures:
             Delivery.objects.filter(pk=pk).update(
-                status=Delivery.Status.FAILED, smtp_code=reply.code, smtp_response=reply.text[:1000]
+                status=Delivery.Status.FAILED, smtp_code=failure_code, smtp_response=text[:1000]
             )
             if campaign_of[pk] is not None:
                 failed_per[campaign_of[pk]] = failed_per.get(campaign_of[pk], 0) + 1
