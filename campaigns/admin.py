@@ -2,12 +2,15 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from commsplatform.validators import NoControlCharactersAdminMixin
+
 from .models import Campaign
 from .services import campaign_cancel, campaign_retry_failed
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(NoControlCharactersAdminMixin, admin.ModelAdmin):
+    no_control_characters = ("name", "subject", "from_email")  # they can reach a mail header
     list_display = [
         "id",
         "name",

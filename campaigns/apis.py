@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.validators import validate_no_control_characters as no_control_chars
 from notifications.models import Delivery
 
 from .models import Campaign
@@ -55,10 +56,11 @@ class CampaignListApi(APIView):
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200)
-        subject = serializers.CharField(max_length=998, validators=[_template_field("subject")])
+        # Name, subject and sender can reach a mail header: no line breaks (header injection).
+        name = serializers.CharField(max_length=200, validators=[no_control_chars])
+        subject = serializers.CharField(max_length=998, validators=[no_control_chars, _template_field("subject")])
         body = serializers.CharField(max_length=100_000, validators=[_template_field("body")])
-        fromEmail = serializers.EmailField(required=False)
+        fromEmail = serializers.EmailField(required=False, validators=[no_control_chars])
         channels = serializers.ListField(
             child=serializers.ChoiceField(choices=Delivery.Channel.values),
             required=False,

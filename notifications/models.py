@@ -25,7 +25,10 @@ class Delivery(models.Model):
     Unique per (campaign, recipient, channel) for campaign mail and per `dedupe_key`
     for anything else (`notification_send`), so a redelivered stream entry can never
     create a second row, and a row leaves `pending`/`deferred` for `sending` only
-    through a conditional update: each row is sent by one sender at a time.
+    through a conditional update: each row is sent by one sender at a time. The claim
+    writes a fresh `claim_token`, and every later UPDATE of that sender (lease renewal,
+    outcome) matches `status=sending AND claim_token=<its token>`, so a sender whose lease
+    expired and whose rows were re-claimed changes nothing.
     """
 
     class Channel(models.TextChoices):
@@ -63,7 +66,10 @@ class Delivery(models.Model):
     smtp_response = models.TextField(blank=True)
     message_id = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="start (or last renewal) of the lease")
+    claim_token = models.UUIDField(
+        null=True, blank=True, help_text="the claim holding the row; every outcome UPDATE is fenced by it"
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.validators import validate_no_control_characters as no_control_chars
 
 from .selectors import recipient_get, recipient_list
 from .services import recipient_create, recipients_generate
@@ -35,12 +36,21 @@ class RecipientListApi(APIView):
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     class InputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-        lastName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-        email = serializers.EmailField(required=False, allow_null=True, default=None)
-        mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-        deviceId = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        # Every text field can be rendered into a campaign subject: no line breaks (header injection).
+        username = serializers.CharField(max_length=150, validators=[no_control_chars])
+        name = serializers.CharField(
+            max_length=150, required=False, allow_blank=True, default="", validators=[no_control_chars]
+        )
+        lastName = serializers.CharField(
+            max_length=150, required=False, allow_blank=True, default="", validators=[no_control_chars]
+        )
+        email = serializers.EmailField(required=False, allow_null=True, default=None, validators=[no_control_chars])
+        mobile = serializers.CharField(
+            max_length=32, required=False, allow_blank=True, default="", validators=[no_control_chars]
+        )
+        deviceId = serializers.CharField(
+            max_length=64, required=False, allow_blank=True, default="", validators=[no_control_chars]
+        )
         optedOut = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(

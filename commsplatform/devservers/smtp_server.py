@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import logging
@@ -55,6 +56,15 @@ class _RefusalRules:
         self._all_code: int | None = None
         self._all_until: float | None = None
         self._addresses: dict[str, int] = {}
+        self._data_delay = 0.0
+
+    def delay_data(self, seconds: float) -> None:
+        with self._lock:
+            self._data_delay = seconds
+
+    def data_delay(self) -> float:
+        with self._lock:
+            return self._data_delay
 
     def refuse_all(self, code: int, seconds: float | None) -> None:
         with self._lock:
@@ -102,6 +112,9 @@ class _RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        delay = self.rules.data_delay()
+        if delay:
+            await asyncio.sleep(delay)  # a slow server; other sessions go on meanwhile
         code = self.rules.all_code()
         if code is not None:
             return _reply(code, "3.0 Refusing all mail for now")
@@ -125,7 +138,8 @@ class SmtpServer:
     """An SMTP server in a background thread that records every accepted message.
 
     `refuse_all()` answers every RCPT and DATA with a temporary error (for a while, or
-    until `accept_all()`); `refuse_address()` rejects one recipient permanently.
+    until `accept_all()`); `refuse_address()` rejects one recipient permanently;
+    `delay_data()` makes every DATA reply wait.
     """
 
     host = "127.0.0.1"
@@ -173,6 +187,10 @@ class SmtpServer:
     def refuse_address(self, address: str, code: int = 550) -> None:
         """Refuse one recipient (case-insensitively) with `code`."""
         self.rules.refuse_address(address, code)
+
+    def delay_data(self, seconds: float) -> None:
+        """Answer each DATA only after `seconds` (0: at once), like a slow server."""
+        self.rules.delay_data(seconds)
 
     # --- life cycle ---------------------------------------------------------------------
     @property

@@ -29,6 +29,40 @@ def test_bad_campaign_is_400_and_creates_nothing(api_client, redis_client, body)
     assert redis_client.exists("campaign") == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "Spring\r\nBcc: x@example.com"),
+        ("subject", "Promo\r\nBcc: x@example.com"),
+        ("subject", "Hi {{ name }}\nReply-To: evil@example.com"),
+        ("subject", "Promo\u2028Bcc: x@example.com"),
+        ("fromEmail", "news@example.com\r\nBcc: x@example.com"),
+    ],
+)
+def test_line_break_in_a_header_field_is_400_naming_it_and_creates_nothing(api_client, redis_client, field, value):
+    # given
+    body = {"name": "Spring", "subject": "Hi", "body": "Line one\r\nline two", "fromEmail": "news@example.com"}
+
+    # when
+    response = api_client.post("/api/v1/campaigns/", {**body, field: value}, format="json")
+
+    # then
+    assert response.status_code == 400, response.content
+    payload = response.json()
+    assert list(payload["errors"]) == [field]
+    assert payload["description"].startswith(f"{field}: ")
+    assert Campaign.objects.count() == 0
+    assert OutboxEvent.objects.count() == 0
+    assert redis_client.exists("campaign") == 0
+
+
+def test_line_breaks_in_the_body_are_fine(api_client):
+    response = api_client.post("/api/v1/campaigns/", {"name": "S", "subject": "Hi", "body": "One\r\ntwo\n"})
+
+    assert response.status_code == 201
+    assert Campaign.objects.get().body == "One\r\ntwo"
+
+
 def test_non_json_campaign_is_400_and_creates_nothing(api_client, redis_client):
     # when
     response = api_client.generic("POST", "/api/v1/campaigns/", "{name: oops", content_type="application/json")

@@ -206,3 +206,27 @@ def test_cancel_stops_sending(api_client, smtp_server, worker_process):
     assert sent < 300
     assert len(smtp_server.messages) == sent
     assert Campaign.objects.get(pk=campaign_id).status == "cancelled"
+
+
+def test_slow_server_outlasting_the_lease_sends_each_mail_once(api_client, smtp_server, worker_process):
+    # given: 12 recipients in one entry and one chunk, a server that answers each DATA
+    # after 0.25 s (the chunk takes 3 s) and a 1 s sending lease while email-retry polls
+    # every 0.2 s; the second sender thread is idle, ready to take whatever is re-queued
+    recipients_generate(count=12, seed=9)
+    smtp_server.delay_data(0.25)
+    workers = _start_workers(worker_process, EMAIL_BATCH_SIZE="12", EMAIL_SEND_CHUNK="12", EMAIL_SENDING_LEASE_S="1")
+
+    # when: the campaign runs to its end, and the workers finish what they hold and exit
+    campaign_id = _create_campaign(api_client)
+    wait_until(_finished(campaign_id), timeout=60)
+    assert workers.terminate() == 0
+
+    # then: exactly one mail per recipient, each row sent once and counted once
+    campaign = Campaign.objects.get(pk=campaign_id)
+    assert campaign.status == "completed"
+    assert (campaign.recipients_count, campaign.sent_count, campaign.failed_count) == (12, 12, 0)
+    received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert received == Counter(set(Recipient.objects.values_list("email", flat=True)))
+    assert Counter(m.message_id for m in smtp_server.messages).most_common(1)[0][1] == 1
+    rows = Delivery.objects.filter(campaign_id=campaign_id)
+    assert sorted(rows.values_list("status", "attempts")) == [("sent", 1)] * 12
