@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.header import Header
-from email.utils import formatdate
+from email.utils import formataddr, formatdate, getaddresses
 from typing import Any
 
 import token_bucket
@@ -200,6 +200,20 @@ def _address(value: str, role: str) -> str:
     return value
 
 
+def sender_address(value: str) -> tuple[str, str]:
+    """(envelope address, From header) of a sender given as `addr` or `Name <addr>`
+    (DEFAULT_FROM_EMAIL often carries a display name). The name is quoted or RFC
+    2047-encoded by `formataddr`; a name with control characters or an address that is
+    not one plain address raises InvalidMessage."""
+    if _PLAIN_ADDRESS.fullmatch(value):
+        return value, value
+    parsed = getaddresses([value]) if not CONTROL_CHARACTERS.search(value) else []
+    name, addr = parsed[0] if len(parsed) == 1 else ("", "")
+    if not name or not _PLAIN_ADDRESS.fullmatch(addr):
+        raise InvalidMessage(f"From address {value!r} is neither one plain address nor 'Name <address>'")
+    return addr, formataddr((name, addr), charset="utf-8")
+
+
 def _subject_header(subject: str) -> str:
     # A line break (or any control character) in a subject, typed by an operator or
     # rendered from a recipient's name, would start a new header: it becomes a space.
@@ -220,7 +234,7 @@ def build_message(
     addresses must each be one valid plain address and the Message-ID and Date free of
     control characters, or InvalidMessage is raised.
     """
-    _address(from_addr, "From")
+    from_header = sender_address(from_addr)[1]
     _address(to_addr, "To")
     date = date or formatdate(usegmt=True)
     for name, value in (("Message-ID", message_id), ("Date", date)):
@@ -232,7 +246,7 @@ def build_message(
     else:
         encoding, payload = "quoted-printable", quopri.encodestring(body.encode(), quotetabs=False)
     head = (
-        f"From: {from_addr}\r\nTo: {to_addr}\r\nSubject: {_subject_header(subject)}\r\n"
+        f"From: {from_header}\r\nTo: {to_addr}\r\nSubject: {_subject_header(subject)}\r\n"
         f"Date: {date}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
     )
@@ -250,7 +264,7 @@ def send_test_email() -> SmtpReply:
         message_id=f"<test-{time.time_ns()}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>",
     )
     rate_limit_wait()
-    return smtp_client().send(address, "test@test.com", message)
+    return smtp_client().send(sender_address(address)[0], "test@test.com", message)
 
 
 def retry_delay(attempts: int) -> float:
@@ -409,7 +423,7 @@ def _send_chunk(claim: _Claim) -> _ChunkResult:
             continue
         rate_limit_wait()
         try:
-            reply = client.send(from_addr, row["address"], message)
+            reply = client.send(sender_address(from_addr)[0], row["address"], message)
         except SmtpUnavailable as exc:
             result.outage = str(exc)
             result.unsent = [r["pk"] for r in rows[index:]]

@@ -166,6 +166,45 @@ def test_hostile_from_address_fails_the_deliveries_and_sends_nothing(smtp_server
     assert (campaign.sent_count, campaign.failed_count) == (0, 2)
 
 
+@pytest.mark.parametrize(
+    ("from_email", "header"),
+    [
+        ("Shop <shop@example.com>", "Shop <shop@example.com>"),
+        ('"Shop, Inc." <shop@example.com>', '"Shop, Inc." <shop@example.com>'),
+        ("Café Ünï <shop@example.com>", "=?utf-8?b?Q2Fmw6kgw5xuw68=?= <shop@example.com>"),
+    ],
+    ids=["name", "quoted-comma", "non-ascii"],
+)
+def test_a_from_address_with_a_display_name_is_sent_from_its_address(smtp_server, from_email, header):
+    # given a sender as DEFAULT_FROM_EMAIL is often written: "Name <address>"
+    Recipient.objects.create(username="ann", name="Ann", email="ann@example.com")
+
+    # when
+    campaign = _send_campaign(subject="Hi", from_email=from_email)
+
+    # then the envelope carries the plain address, the header the quoted or encoded name
+    [mail] = smtp_server.messages
+    assert mail.mail_from == "shop@example.com"
+    headers = _raw_headers(mail.raw)
+    assert [name for name, _ in headers] == HEADERS
+    assert dict(headers)["From"] == header
+    assert campaign.sent_count == 1
+
+
+@pytest.mark.parametrize(
+    "from_email",
+    ["Shop <shop@example.com>, x@example.com", '"Shop\r\nBcc: x@example.com" <shop@example.com>', "Shop <>"],
+    ids=["list", "line-break-in-name", "empty-address"],
+)
+def test_a_from_address_that_is_a_list_or_carries_a_header_sends_nothing(smtp_server, from_email):
+    Recipient.objects.create(username="ann", name="Ann", email="ann@example.com")
+
+    campaign = _send_campaign(subject="Hi", from_email=from_email)
+
+    assert smtp_server.messages == []
+    assert (campaign.sent_count, campaign.failed_count) == (0, 1)
+
+
 # --- the API and the admin refuse such values ------------------------------------------------
 
 
