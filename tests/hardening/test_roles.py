@@ -46,3 +46,23 @@ def test_ensure_admin_makes_the_roles_on_an_emptied_database(tmp_path, monkeypat
     monkeypatch.setenv("ADMIN_PASSWORD", "pw-admin-123")
     call_command("ensure_admin", "--json", stdout=StringIO())
     assert set(Group.objects.values_list("name", flat=True)) == set(ROLES)
+
+
+@pytest.mark.django_db
+def test_a_change_of_role_applies_to_the_next_request_although_the_token_is_cached(django_user_model):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = django_user_model.objects.create_user(username="vera", password="x")
+    user.groups.add(Group.objects.get(name="viewers"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert client.get("/api/v1/campaigns/").status_code == 200  # the token (and its user) now cached
+    assert client.post("/api/v1/users/", {"username": "ada"}, format="json").status_code == 403
+    # when: she becomes an operator
+    user.groups.add(Group.objects.get(name="operators"))
+    # then: at once
+    assert client.post("/api/v1/users/", {"username": "ada"}, format="json").status_code == 201
+    # and when she is no longer one, at once again
+    user.groups.remove(Group.objects.get(name="operators"))
+    assert client.post("/api/v1/users/", {"username": "bob"}, format="json").status_code == 403
