@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.permissions import HasPerm
 
 from .selectors import account_list
 
@@ -17,6 +18,7 @@ class AccountOutputSerializer(serializers.Serializer):
 
 
 class AccountListApi(APIView):
+    permission_classes = [HasPerm("accounts.view_account")]
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     @extend_schema(responses=AccountOutputSerializer(many=True), operation_id="accounts_list")
@@ -25,6 +27,8 @@ class AccountListApi(APIView):
 
 
 class AccountDetailApi(APIView):
+    permission_classes = [HasPerm("accounts.view_account")]
+
     @extend_schema(responses=AccountOutputSerializer, operation_id="accounts_retrieve")
     def get(self, request, account_id: int):
         account = account_list().filter(pk=account_id).first()

@@ -50,6 +50,10 @@ shop_reset_to_seed()
 Product.objects.update(stock=10**9)
 Account.objects.update(balance=10**12)
 user, _ = get_user_model().objects.get_or_create(username="bench")
+from django.contrib.auth.models import Group
+from commsplatform.roles import roles_ensure
+roles_ensure()
+user.groups.add(*Group.objects.filter(name__in=["producers", "viewers"]))  # places orders, reads them back
 print(Token.objects.get_or_create(user=user)[0].key)
 """
 

@@ -4,7 +4,9 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commsplatform.authentication import CachedTokenAuthentication
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.permissions import HasPerm
 from commsplatform.validators import validate_no_control_characters as no_control_chars
 from notifications.models import Delivery
 
@@ -52,6 +54,10 @@ def _template_field(label: str):
 
 class CampaignListApi(APIView):
     """Campaigns, newest first; POST creates one and (unless `send` is false) starts sending."""
+
+    permission_classes = [
+        HasPerm(GET="campaigns.view_campaign", POST=("campaigns.add_campaign", "campaigns.send_campaign"))
+    ]
 
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
@@ -109,6 +115,8 @@ def _get_or_404(campaign_id: int) -> Campaign:
 class CampaignDetailApi(APIView):
     """One campaign with its live counters."""
 
+    permission_classes = [HasPerm("campaigns.view_campaign")]
+
     @extend_schema(responses=CampaignOutputSerializer, operation_id="campaigns_retrieve")
     def get(self, request, campaign_id: int):
         return Response(CampaignOutputSerializer(_get_or_404(campaign_id)).data)
@@ -116,6 +124,8 @@ class CampaignDetailApi(APIView):
 
 class CampaignSendApi(APIView):
     """Start sending a draft."""
+
+    permission_classes = [HasPerm("campaigns.send_campaign")]
 
     @extend_schema(request=None, responses=CampaignOutputSerializer, operation_id="campaigns_send")
     def post(self, request, campaign_id: int):
@@ -128,6 +138,8 @@ class CampaignSendApi(APIView):
 class CampaignCancelApi(APIView):
     """Cancel a draft, queued or sending campaign; unsent deliveries become `cancelled`."""
 
+    permission_classes = [HasPerm("campaigns.change_campaign")]
+
     @extend_schema(request=None, responses=CampaignOutputSerializer, operation_id="campaigns_cancel")
     def post(self, request, campaign_id: int):
         _get_or_404(campaign_id)
@@ -138,6 +150,8 @@ class CampaignCancelApi(APIView):
 
 class CampaignRetryFailedApi(APIView):
     """Send again to the failed recipients of a campaign, and to no one else."""
+
+    permission_classes = [HasPerm("campaigns.send_campaign")]
 
     class OutputSerializer(serializers.Serializer):
         retried = serializers.IntegerField()
@@ -150,6 +164,10 @@ class CampaignRetryFailedApi(APIView):
 
 class SeedCampaignCreateApi(APIView):
     """Seed 002's `GET /api/v1/campaign/create`: a `Campaign XXXXX` to every user."""
+
+    # A GET with a side effect: token only, so a browser's session cookie cannot trigger it cross-site.
+    authentication_classes = [CachedTokenAuthentication]
+    permission_classes = [HasPerm("campaigns.add_campaign", "campaigns.send_campaign")]
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()

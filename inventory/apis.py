@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.permissions import HasPerm
 
 from .selectors import product_list
 
@@ -17,6 +18,7 @@ class ProductOutputSerializer(serializers.Serializer):
 
 
 class ProductListApi(APIView):
+    permission_classes = [HasPerm("inventory.view_product")]
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     @extend_schema(responses=ProductOutputSerializer(many=True), operation_id="products_list")
@@ -25,6 +27,8 @@ class ProductListApi(APIView):
 
 
 class ProductDetailApi(APIView):
+    permission_classes = [HasPerm("inventory.view_product")]
+
     @extend_schema(responses=ProductOutputSerializer, operation_id="products_retrieve")
     def get(self, request, product_id: int):
         product = product_list().filter(pk=product_id).first()

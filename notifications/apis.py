@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.permissions import HasPerm
 from workers.publish import StreamUnavailable
 
 from .selectors import notification_message_list
@@ -16,6 +17,8 @@ from .services import notification_message_publish
 
 class EventPublishApi(APIView):
     """Publish a notification message to NotificationStream."""
+
+    permission_classes = [HasPerm("notifications.add_notificationmessage")]
 
     class InputSerializer(serializers.Serializer):
         description = StrictCharField(max_length=10_000, error_messages={"invalid": "Must be a string."})
@@ -56,6 +59,10 @@ class SeedEventPublishApi(EventPublishApi):
 class EventListApi(EventPublishApi):
     """Stored notification messages, newest first; POST publishes one."""
 
+    permission_classes = [
+        HasPerm(GET="notifications.view_notificationmessage", POST="notifications.add_notificationmessage")
+    ]
+
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     class ListOutputSerializer(serializers.Serializer):
@@ -78,6 +85,8 @@ class EventListApi(EventPublishApi):
 
 class SeedEmailSendApi(APIView):
     """Seed 002's `POST /api/v1/email/send`: send a test mail to test@test.com; `true`."""
+
+    permission_classes = [HasPerm("notifications.send_test_email")]
 
     @extend_schema(request=None, responses={200: bool}, operation_id="seed_email_send", tags=["seed"])
     def post(self, request):

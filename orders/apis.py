@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.permissions import HasPerm
 
 from .models import Order
 from .selectors import order_get, order_list, shop_report
@@ -78,6 +79,8 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
 class OrderListApi(APIView):
     """Orders, newest first (filter by customer_id, status); POST places one."""
 
+    permission_classes = [HasPerm(GET="orders.view_order", POST="orders.add_order")]
+
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     @extend_schema(
@@ -119,6 +122,8 @@ class OrderListApi(APIView):
 
 
 class OrderDetailApi(APIView):
+    permission_classes = [HasPerm("orders.view_order")]
+
     @extend_schema(responses=OrderDetailOutputSerializer, operation_id="orders_retrieve")
     def get(self, request, order_id: int):
         order = order_get(order_id=order_id)
@@ -130,6 +135,8 @@ class OrderDetailApi(APIView):
 # --- seed 004 routes -------------------------------------------------------------------
 class SeedOrderPlaceApi(APIView):
     """`POST /order` as the seed's gateway took it; the answer is the pending order."""
+
+    permission_classes = [HasPerm("orders.add_order")]
 
     parser_classes = [AnyContentTypeJSONParser]
 
@@ -160,6 +167,8 @@ class SeedOrderPlaceApi(APIView):
 
 class SeedReportApi(APIView):
     """`GET /report`: accounts, inventory and the latest orders."""
+
+    permission_classes = [HasPerm("orders.view_order", "inventory.view_product", "accounts.view_account")]
 
     @extend_schema(responses={200: dict}, operation_id="seed_report", tags=["seed"])
     def get(self, request):

@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.pagination import PageNumberPagination
+from commsplatform.permissions import HasPerm
 from workers.connection import UNAVAILABLE_ERRORS
 
 from .selectors import battery_id_list, battery_state_get, battery_state_many
@@ -24,6 +25,8 @@ class BatteryStateSerializer(serializers.Serializer):
 class BatteryListApi(APIView):
     """Every battery's latest reading, by battery id (live state in Redis)."""
 
+    permission_classes = [HasPerm("telemetry.view_battery")]
+
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
     OutputSerializer = BatteryStateSerializer
@@ -41,6 +44,8 @@ class BatteryListApi(APIView):
 
 class BatteryDetailApi(APIView):
     """One battery's latest reading."""
+
+    permission_classes = [HasPerm("telemetry.view_battery")]
 
     OutputSerializer = BatteryStateSerializer
 

@@ -132,8 +132,15 @@ def _token_client(user: Any) -> Any:
 
 @pytest.fixture
 def api_user(db: None, django_user_model: Any) -> Any:
-    """A normal (non-staff) user."""
-    return django_user_model.objects.create_user(username="alice", email="alice@example.com", password="x")
+    """A normal (non-staff) user in every role: operators, producers and viewers (commsplatform.roles)."""
+    from django.contrib.auth.models import Group
+
+    from commsplatform.roles import ROLES, roles_ensure
+
+    user = django_user_model.objects.create_user(username="alice", email="alice@example.com", password="x")
+    roles_ensure()  # the migration made them, but a transactional test's flush removed them
+    user.groups.set(Group.objects.filter(name__in=ROLES))
+    return user
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commsplatform.authentication import CachedTokenAuthentication
 from commsplatform.pagination import PageNumberPagination, paginated_response
+from commsplatform.permissions import HasPerm, can_view_recipient_pii
 from commsplatform.validators import validate_no_control_characters as no_control_chars
 
 from .selectors import recipient_get, recipient_list
@@ -23,15 +25,28 @@ class RecipientOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     lastName = serializers.CharField(source="last_name")
     email = serializers.EmailField(allow_null=True)
-    mobile = serializers.CharField()
+    mobile = serializers.CharField(allow_null=True)  # null: hidden from a caller without users.view_recipient_pii
     deviceId = serializers.CharField(source="device_id")
     optedOut = serializers.BooleanField(source="opted_out")
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
 
 
+class RedactedRecipientOutputSerializer(RecipientOutputSerializer):
+    """A recipient without its email and mobile, for callers who may not see them."""
+
+    def to_representation(self, instance):
+        return {**super().to_representation(instance), "email": None, "mobile": None}
+
+
+def _recipient_serializer(request) -> type[RecipientOutputSerializer]:
+    return RecipientOutputSerializer if can_view_recipient_pii(request.user) else RedactedRecipientOutputSerializer
+
+
 class RecipientListApi(APIView):
     """Recipients (paginated); POST creates one."""
+
+    permission_classes = [HasPerm(GET="users.view_recipient", POST="users.add_recipient")]
 
     pagination_class = PageNumberPagination  # the OpenAPI schema documents the page envelope
 
@@ -60,7 +75,7 @@ class RecipientListApi(APIView):
     )
     def get(self, request):
         return paginated_response(
-            request, self, recipient_list(search=request.query_params.get("search")), RecipientOutputSerializer
+            request, self, recipient_list(search=request.query_params.get("search")), _recipient_serializer(request)
         )
 
     @extend_schema(request=InputSerializer, responses={201: RecipientOutputSerializer}, operation_id="users_create")
@@ -82,18 +97,20 @@ class RecipientListApi(APIView):
             raise ValidationError(exc.message_dict)
         except IntegrityError:  # a concurrent create won the race
             raise ValidationError({"username": ["A recipient with this username or email already exists."]})
-        return Response(RecipientOutputSerializer(recipient).data, status=status.HTTP_201_CREATED)
+        return Response(_recipient_serializer(request)(recipient).data, status=status.HTTP_201_CREATED)
 
 
 class RecipientDetailApi(APIView):
     """One recipient (`GET /api/v1/users/<id>/`, and the seed's `GET /api/v1/user/<id>`)."""
+
+    permission_classes = [HasPerm("users.view_recipient")]
 
     @extend_schema(responses=RecipientOutputSerializer, operation_id="users_retrieve")
     def get(self, request, recipient_id: int):
         recipient = recipient_get(recipient_id=recipient_id)
         if recipient is None:
             raise NotFound(f"No user with id {recipient_id}.")
-        return Response(RecipientOutputSerializer(recipient).data)
+        return Response(_recipient_serializer(request)(recipient).data)
 
 
 class SeedRecipientDetailApi(RecipientDetailApi):
@@ -107,6 +124,8 @@ class SeedRecipientDetailApi(RecipientDetailApi):
 class SeedUserGenerateApi(APIView):
     """`GET /api/v1/user/generate`: add USERS_GENERATE_COUNT (100,000) fake users. Staff only."""
 
+    # A GET with a side effect: token only, so a browser's session cookie cannot trigger it cross-site.
+    authentication_classes = [CachedTokenAuthentication]
     permission_classes = [IsAdminUser]
 
     class OutputSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.errors import ServiceUnavailable
+from commsplatform.permissions import HasPerm
 
 from .health import check_weather_circuit
 from .resilience import RETRYABLE, CircuitOpen
@@ -50,6 +51,8 @@ class ForecastInputSerializer(serializers.Serializer):
 class WeatherForecastCityApi(APIView):
     """Seed route `POST /WeatherForecast/city`: ask a terminal for a city's forecast."""
 
+    permission_classes = [HasPerm("weather.request_forecast")]
+
     # The terminal writes the seed's body itself (weather.services.forecast_replies); the
     # answer passes these fields on in this order. OutputSerializer documents them: running
     # it on every reply cost more CPU than the request's XADD.
@@ -85,6 +88,8 @@ class WeatherForecastCityApi(APIView):
 
 class WeatherForecastSampleApi(APIView):
     """Seed route `GET /WeatherForecast`: five sample forecasts (the .NET template's)."""
+
+    permission_classes = [HasPerm("weather.request_forecast")]
 
     class OutputSerializer(serializers.Serializer):
         date = serializers.CharField()
@@ -129,6 +134,8 @@ class ForecastCreateApi(APIView):
 
     503 while the Redis circuit breaker is open; 504 when no terminal answers in time.
     """
+
+    permission_classes = [HasPerm("weather.request_forecast")]
 
     class OutputSerializer(serializers.Serializer):
         request_id = serializers.CharField(source="requestId")

@@ -5,6 +5,7 @@ embedded servers' URLs passed in by the supervisor or the test plugin). Producti
 imports this module and then refuses unsafe values (see production.py).
 """
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
     "commsplatform",
     "workers",
     "users",
@@ -52,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by django-axes into the lockout page (see "Login lockout" below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "commsplatform.urls"
@@ -99,6 +103,26 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options["server_side_binding"] = str(_binding).lower() in ("true", "1", "yes", "on")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Login lockout (django-axes) -----------------------------------------------------------
+# Every login (the admin's) goes through axes first: after LOGIN_FAILURE_LIMIT failed
+# passwords from one client address, that address may not log in for LOGIN_LOCKOUT_MINUTES,
+# not even with the right password; the admin shows a page saying so (429). Attempts are
+# kept in the database (shared by every process, listed in the admin); `manage.py
+# axes_reset` / `axes_reset_ip <ip>` lift a lockout. The client address is
+# commsplatform.authentication.client_ip (DJANGO_NUM_PROXIES, below).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_HANDLER = env("AXES_HANDLER", default="axes.handlers.database.AxesDatabaseHandler")
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "commsplatform.authentication.client_ip"
+AXES_LOCKOUT_CALLABLE = "commsplatform.authentication.login_lockout_response"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -263,9 +287,16 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", default="100000/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Proxies in front that append to X-Forwarded-For (nginx, a load balancer): the client's
+    # address for the throttles, the failed-token counter and the login lockout. 0: REMOTE_ADDR.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
 
 API_TOKEN_CACHE_S = env.float("API_TOKEN_CACHE_S", default=30.0)
+# Failed token checks per client address (commsplatform.authentication): this many within
+# the window, and the client's requests with an unverified token get 429 until it ends.
+API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=20)
+API_TOKEN_FAILURE_WINDOW_S = env.int("API_TOKEN_FAILURE_WINDOW_S", default=300)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "commsplatform API",

@@ -1,59 +1,68 @@
 """Who may do what, for every route the URL resolver knows (a new route without a row fails).
 
-Roles: anonymous, an authenticated non-staff user (token), staff (token; session for the admin).
-PUBLIC: anyone may read (health probes, metrics, the schema and docs, the API root, the
-weather seed's health/status). USER: a token for reads and writes. STAFF: the admin,
-/init-data, user generation and the streams view.
+Callers: anonymous; an authenticated user in no role; a user in exactly one role (viewers,
+producers, operators; commsplatform/roles.py); staff. PUBLIC: anyone (health probes,
+metrics, the schema and docs, the API root, the weather seed's health/status). STAFF: staff
+only (the admin, /init-data, user generation, the streams view). Otherwise the set of roles
+allowed for that method; staff may call everything. A refused caller gets 401/403 and
+nothing changes (no row, no stream entry, no mail).
 """
 
 import re
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-PUBLIC, USER, STAFF = "public", "user", "staff"
+from commsplatform.permissions import PermissionRule
+from commsplatform.roles import roles_ensure
+
+PUBLIC, STAFF = "public", "staff"
+VIEWERS, PRODUCERS, OPERATORS = "viewers", "producers", "operators"
+READERS = frozenset({VIEWERS, OPERATORS})
 WRITES = {"post", "put", "patch", "delete"}
 
-# route name → (who, the methods it answers)
+# route name → {method: PUBLIC | STAFF | the roles allowed}
 MATRIX = {
-    "healthz": (PUBLIC, {"get"}),
-    "readyz": (PUBLIC, {"get"}),
-    "metrics": (PUBLIC, {"get"}),
-    "schema": (PUBLIC, {"get"}),
-    "swagger-ui": (PUBLIC, {"get"}),
-    "api-root": (PUBLIC, {"get"}),
-    "seed-weather-health": (PUBLIC, {"get"}),
-    "seed-weather-status": (PUBLIC, {"get"}),
-    "streams": (STAFF, {"get"}),
-    "seed-init-data": (STAFF, {"post"}),
-    "seed-user-generate": (STAFF, {"get"}),
-    "events:list": (USER, {"get", "post"}),
-    "orders:list": (USER, {"get", "post"}),
-    "orders:detail": (USER, {"get"}),
-    "products:list": (USER, {"get"}),
-    "products:detail": (USER, {"get"}),
-    "accounts:list": (USER, {"get"}),
-    "accounts:detail": (USER, {"get"}),
-    "users:list": (USER, {"get", "post"}),
-    "users:detail": (USER, {"get"}),
-    "campaigns:list": (USER, {"get", "post"}),
-    "campaigns:detail": (USER, {"get"}),
-    "campaigns:send": (USER, {"post"}),
-    "campaigns:cancel": (USER, {"post"}),
-    "campaigns:retry-failed": (USER, {"post"}),
-    "batteries:list": (USER, {"get"}),
-    "batteries:detail": (USER, {"get"}),
-    "weather:forecast-create": (USER, {"post"}),
-    "seed-event": (USER, {"post"}),
-    "seed-email-send": (USER, {"post"}),
-    "seed-order": (USER, {"post"}),
-    "seed-report": (USER, {"get"}),
-    "seed-user-detail": (USER, {"get"}),
-    "seed-campaign-create": (USER, {"get"}),  # the seed's contract: a GET that creates a campaign
-    "seed-weather-samples": (USER, {"get"}),
-    "seed-weather-city": (USER, {"post"}),
+    "healthz": {"get": PUBLIC},
+    "readyz": {"get": PUBLIC},
+    "metrics": {"get": PUBLIC},
+    "schema": {"get": PUBLIC},
+    "swagger-ui": {"get": PUBLIC},
+    "api-root": {"get": PUBLIC},
+    "seed-weather-health": {"get": PUBLIC},
+    "seed-weather-status": {"get": PUBLIC},
+    "streams": {"get": STAFF},
+    "seed-init-data": {"post": STAFF},
+    "seed-user-generate": {"get": STAFF},
+    "events:list": {"get": READERS, "post": {PRODUCERS}},
+    "orders:list": {"get": READERS, "post": {PRODUCERS}},
+    "orders:detail": {"get": READERS},
+    "products:list": {"get": READERS},
+    "products:detail": {"get": READERS},
+    "accounts:list": {"get": READERS},
+    "accounts:detail": {"get": READERS},
+    "users:list": {"get": READERS, "post": {OPERATORS}},
+    "users:detail": {"get": READERS},
+    "campaigns:list": {"get": READERS, "post": {OPERATORS}},
+    "campaigns:detail": {"get": READERS},
+    "campaigns:send": {"post": {OPERATORS}},
+    "campaigns:cancel": {"post": {OPERATORS}},
+    "campaigns:retry-failed": {"post": {OPERATORS}},
+    "batteries:list": {"get": READERS},
+    "batteries:detail": {"get": READERS},
+    "weather:forecast-create": {"post": {PRODUCERS}},
+    "seed-event": {"post": {PRODUCERS}},
+    "seed-email-send": {"post": {OPERATORS}},
+    "seed-order": {"post": {PRODUCERS}},
+    "seed-report": {"get": READERS},
+    "seed-user-detail": {"get": READERS},
+    "seed-campaign-create": {"get": {OPERATORS}},  # the seed's contract: a GET that creates a campaign (token only)
+    "seed-weather-samples": {"get": {PRODUCERS}},
+    "seed-weather-city": {"post": {PRODUCERS}},
 }
 FUNCTION_VIEW_METHODS = {"healthz": {"get"}, "readyz": {"get"}, "metrics": {"get"}}
 
@@ -91,13 +100,25 @@ def test_every_route_and_every_schema_operation_has_a_row():
     from drf_spectacular.generators import SchemaGenerator
 
     # every route the resolver knows, with exactly the methods it answers
-    assert {name: methods for _, name, methods in routes()} == {name: m for name, (_, m) in MATRIX.items()}
+    assert {name: methods for _, name, methods in routes()} == {name: set(rule) for name, rule in MATRIX.items()}
     # every operation of the OpenAPI schema is one of them
     schema = SchemaGenerator().get_schema(request=None, public=True)
     for path, operations in schema["paths"].items():
         name = resolve(re.sub(r"\{\w+\}", "1", path)).view_name
         assert name in MATRIX, path
-        assert set(operations) <= MATRIX[name][1], (path, set(operations))
+        assert set(operations) <= set(MATRIX[name]), (path, set(operations))
+
+
+def test_every_api_view_names_its_permissions_instead_of_relying_on_the_default():
+    for path, name, methods in routes():
+        cls = getattr(resolve(path).func, "cls", None)
+        if cls is None:
+            continue  # plain Django views: the probes and metrics
+        kinds = {c.__name__ for c in cls.permission_classes}
+        assert "IsAuthenticated" not in kinds, name
+        for rule in (c for c in cls.permission_classes if issubclass(c, PermissionRule)):
+            # a permission is named for every method the route answers
+            assert {m.lower() for m in rule.perms_by_method} >= methods, name
 
 
 def _call(client, method: str, path: str):
@@ -118,17 +139,30 @@ def quick_backends(settings, smtp_server):
     return smtp_server
 
 
+def _allowed(rule, role: str) -> bool:
+    return rule == PUBLIC or (rule != STAFF and role in rule)
+
+
+def _role_client(django_user_model, role: str | None):
+    user = django_user_model.objects.create_user(username=f"user-{role or 'none'}", password="x")
+    if role:
+        roles_ensure()
+        user.groups.add(Group.objects.get(name=role))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
 @pytest.mark.django_db
 def test_anonymous_callers_read_only_public_routes_and_write_nothing(anon_client, redis_client, quick_backends):
     before = _side_effects(redis_client, quick_backends)
     for path, name, methods in routes():
-        who = MATRIX[name][0]
         for method in sorted(methods):
             status = _call(anon_client, method, path).status_code
-            if who == PUBLIC:
+            if MATRIX[name][method] == PUBLIC:
                 assert status == 200, (method, path, status)
             else:
-                assert status in (401, 403), (method, path, status)
+                assert status == 401, (method, path, status)
     # and the admin: a redirect to its login page, for reads and writes
     for method, path in [("get", "/admin/"), ("get", "/admin/orders/order/"), ("post", "/admin/orders/order/add/")]:
         response = getattr(anon_client, method)(path)
@@ -137,22 +171,56 @@ def test_anonymous_callers_read_only_public_routes_and_write_nothing(anon_client
 
 
 @pytest.mark.django_db
-def test_a_non_staff_user_may_use_the_api_but_not_staff_routes(api_client, api_user, redis_client, quick_backends):
-    # staff routes: 403, and nothing happened (no generated users, no reset shop)
+@pytest.mark.parametrize("role", [None, VIEWERS, PRODUCERS, OPERATORS])
+def test_each_role_may_call_exactly_its_routes_and_a_refusal_changes_nothing(
+    role, django_user_model, redis_client, quick_backends
+):
+    client = _role_client(django_user_model, role)
+    calls = [(path, name, method) for path, name, methods in routes() for method in sorted(methods)]
+    # refused first: 403 with the JSON error shape, and nothing happened
+    before = _side_effects(redis_client, quick_backends)
+    for path, name, method in calls:
+        if not _allowed(MATRIX[name][method], role):
+            response = _call(client, method, path)
+            assert response.status_code == 403, (role, method, path, response.status_code)
+            assert response.json()["status"] == 403, (role, method, path)
+    assert _side_effects(redis_client, quick_backends) == before
+    # allowed: the answer may be 400 for the empty body, 404, 504 without a worker, but never 401/403
+    for path, name, method in calls:
+        if _allowed(MATRIX[name][method], role):
+            status = _call(client, method, path).status_code
+            assert status not in (401, 403), (role, method, path, status)
+
+
+@pytest.mark.django_db
+def test_a_user_in_every_role_is_still_refused_the_staff_routes_and_the_admin(
+    api_client, api_user, redis_client, quick_backends
+):
     before = _side_effects(redis_client, quick_backends)
     for path, name, methods in routes():
-        for method in sorted(methods) if MATRIX[name][0] == STAFF else []:
-            assert _call(api_client, method, path).status_code == 403, (method, path)
+        for method in sorted(methods):
+            if MATRIX[name][method] == STAFF:
+                assert _call(api_client, method, path).status_code == 403, (method, path)
     assert _side_effects(redis_client, quick_backends) == before
-    # everything else: allowed (the answer may be 400 for the empty body, 404, 504 without a worker)
-    for path, name, methods in routes():
-        for method in sorted(methods) if MATRIX[name][0] != STAFF else []:
-            status = _call(api_client, method, path).status_code
-            assert status not in (401, 403), (method, path, status)
     # the admin refuses a logged-in non-staff user
     api_client.force_login(api_user)
     response = api_client.get("/admin/orders/order/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_viewers_see_recipients_without_email_and_mobile_operators_with(django_user_model):
+    from users.models import Recipient
+
+    recipient = Recipient.objects.create(username="ada", email="ada@example.com", mobile="+44 20 7946 0000")
+    paths = ["/api/v1/users/", f"/api/v1/users/{recipient.pk}/", f"/api/v1/user/{recipient.pk}"]
+    viewer, operator = _role_client(django_user_model, VIEWERS), _role_client(django_user_model, OPERATORS)
+    for path in paths:
+        seen_by_viewer, seen_by_operator = viewer.get(path).json(), operator.get(path).json()
+        as_viewer = seen_by_viewer["results"][0] if "results" in seen_by_viewer else seen_by_viewer
+        as_operator = seen_by_operator["results"][0] if "results" in seen_by_operator else seen_by_operator
+        assert (as_viewer["username"], as_viewer["email"], as_viewer["mobile"]) == ("ada", None, None), path
+        assert (as_operator["email"], as_operator["mobile"]) == ("ada@example.com", "+44 20 7946 0000"), path
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from commsplatform.roles import roles_ensure
 from commsplatform.services import admin_ensure
 
 
@@ -28,7 +29,8 @@ def _password_from_file(path: Path) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Create or repair the admin superuser and its DRF token, and print the login. "
+        "Create or repair the admin superuser and its DRF token, and print the login; "
+        "also create the role groups (setup_roles). "
         "Password: $ADMIN_PASSWORD, else the one generated once into var/admin-password."
     )
 
@@ -44,6 +46,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = os.environ.get("ADMIN_PASSWORD") or _password_from_file(options["password_file"])
+        roles_ensure()
         user, token = admin_ensure(username=options["username"], password=password)
         if options["json"]:
             self.stdout.write(json.dumps({"username": user.get_username(), "password": password, "token": token}))
