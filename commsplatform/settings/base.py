@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.conf import global_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -254,7 +255,19 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", default="100000/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # The client address the throttles count by. 0: REMOTE_ADDR, X-Forwarded-For ignored
+    # (gunicorn reached directly). 1 behind nginx (compose, `make run`): the last
+    # X-Forwarded-For entry, the peer address nginx appends; entries a client wrote
+    # itself come before it and are never read. DRF's default (None) would take the
+    # whole header as the client wrote it.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+
+# The largest request body read (Django's default); nginx's client_max_body_size is the same
+# value (docker/nginx.conf.template), so the proxy refuses exactly the bodies Django would.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+)
 
 API_TOKEN_CACHE_S = env.float("API_TOKEN_CACHE_S", default=30.0)
 
