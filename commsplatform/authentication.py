@@ -43,7 +43,7 @@ _lock = threading.Lock()
 
 
 def client_ip(request: Any) -> str:
-    """The client's address: REMOTE_ADDR, or the X-Forwarded-For entry DJANGO_NUM_PROXIES proxies back.
+    """The client's address: REMOTE_ADDR, or the X-Forwarded-For entry NUM_PROXIES proxies back.
 
     The same identity DRF's throttles use (REST_FRAMEWORK["NUM_PROXIES"]); django-axes uses it too.
     """

@@ -1,10 +1,13 @@
 """`python -m commsplatform.devstack`, what `make run` runs: the whole platform on one machine.
 
-Starts whatever backing service the environment does not name (Redis unless REDIS_URL,
-a Kafka-compatible broker unless KAFKA_BOOTSTRAP_SERVERS, an SMTP sink unless
-EMAIL_HOST), migrates the database (SQLite in ./var unless DATABASE_URL), ensures the
-admin login, then supervises web (gunicorn), the workers and the outbox relay with
-honcho. Ctrl-C or SIGTERM stops the processes first, then the servers they use.
+Refuses at once if PORT (8000) is taken. Starts whatever backing service the
+environment does not name (Redis unless REDIS_URL, a Kafka-compatible broker unless
+KAFKA_BOOTSTRAP_SERVERS, an SMTP sink unless EMAIL_HOST), migrates the database (SQLite
+in ./var unless DATABASE_URL), ensures the admin login, starts nginx on PORT in front of
+gunicorn on an internal port (the shipped docker/nginx.conf.template; without an nginx
+binary gunicorn serves PORT itself), then supervises web (gunicorn), the workers and the
+outbox relay with honcho. Ctrl-C or SIGTERM stops the processes first, then the servers
+they use.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +28,15 @@ from urllib.parse import urlsplit
 
 from honcho.manager import Manager
 
-from commsplatform.devservers import KafkaBroker, RedisServer, ServerStartError, SmtpSinkProcess, port_is_open
+from commsplatform.devservers import (
+    KafkaBroker,
+    NginxServer,
+    RedisServer,
+    ServerStartError,
+    SmtpSinkProcess,
+    free_port,
+    port_is_open,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR = BASE_DIR / "var"
@@ -62,6 +75,36 @@ def _start_servers(servers: ExitStack, env: dict[str, str]) -> dict[str, str]:
     database = env.get("DATABASE_URL")
     described["Database"] = _without_password(database) if database else "SQLite var/db.sqlite3"
     return described
+
+
+def _port_taken(host: str, port: int) -> bool:
+    # Bound, not connected to: also catches a server listening on another address of the
+    # port. SO_REUSEADDR as gunicorn and nginx set it, so a closing connection does not count.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _start_proxy(servers: ExitStack, env: dict[str, str], port: int) -> str:
+    """nginx on `port` in front of gunicorn on a free internal port (set in `env`); describe it."""
+    host = env["BIND_HOST"]
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin")
+    if nginx is None:
+        return (
+            f"gunicorn on {host}:{port} directly, no buffering proxy (slow clients can starve it): "
+            "apt-get install nginx to run it behind nginx"
+        )
+    env["PORT"], env["BIND_HOST"] = str(free_port()), "127.0.0.1"
+    env.setdefault("NUM_PROXIES", "1")  # the client address is the one nginx appends
+    proxy = NginxServer(nginx, upstream=f"127.0.0.1:{env['PORT']}", port=port, host=host, data_dir=VAR / "nginx")
+    if env.get("DATA_UPLOAD_MAX_MEMORY_SIZE"):
+        proxy.max_body_size = int(env["DATA_UPLOAD_MAX_MEMORY_SIZE"])
+    servers.enter_context(proxy)
+    return f"nginx on {host}:{port} -> gunicorn 127.0.0.1:{env['PORT']} (config and log in var/nginx)"
 
 
 def _without_password(url: str) -> str:
@@ -142,25 +185,34 @@ def _processes(env: dict[str, str]) -> dict[str, str]:
 def main() -> int:
     """Run the stack until Ctrl-C/SIGTERM or until one process exits; return the exit code."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "commsplatform.settings.base")
     env.setdefault("PORT", "8000")
     env.setdefault("BIND_HOST", "127.0.0.1")
     env["PYTHONUNBUFFERED"] = "1"
+    port = int(env["PORT"])
+    if _port_taken(env["BIND_HOST"], port):
+        print(
+            f"devstack: port {port} is taken (something listens on {env['BIND_HOST']}:{port}); "
+            "pick another: PORT=8080 make run",
+            file=sys.stderr,
+        )
+        return 1
 
+    VAR.mkdir(exist_ok=True)
     with ExitStack() as servers:
         try:
             services = _start_servers(servers, env)
             _manage("migrate", "--noinput", env=env)
             admin = json.loads(_manage("ensure_admin", "--json", env=env, capture=True).strip().splitlines()[-1])
+            services["Web"] = _start_proxy(servers, env, port)
         except ServerStartError as exc:
             print(f"devstack: {exc}", file=sys.stderr)
             return 1
         except subprocess.CalledProcessError as exc:
             print(f"devstack: {shlex.join(exc.cmd[1:])} failed (exit code {exc.returncode})", file=sys.stderr)
             return exc.returncode
-        banner = _banner(f"http://127.0.0.1:{env['PORT']}", services, admin)
+        banner = _banner(f"http://127.0.0.1:{port}", services, admin)
 
         manager = Manager()
         for name, command in _processes(env).items():

@@ -10,6 +10,9 @@ a fresh directory under the temp dir, so /metrics sums the counters of every wor
 import os
 import tempfile
 
+# Behind nginx (docker/nginx.conf.template), in compose and in `make run`: a gthread worker
+# holds a thread per connection until its request is read, so slow clients must meet a
+# buffering proxy first. Not to be published directly.
 bind = [f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads, because the weather request/reply view waits on a Redis stream: a sync

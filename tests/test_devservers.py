@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import mailbox
+import os
 import smtplib
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from email.message import EmailMessage
@@ -15,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from django.db import connection
 
 from commsplatform.devservers import RedisServer, SmtpServer, SmtpSinkProcess
-from tests.helpers import database_url, wait_until
+from tests.helpers import REPO_ROOT, database_url, wait_until
 
 
 def _mail(to: list[str], subject: str = "Hello") -> EmailMessage:
@@ -170,3 +174,45 @@ def test_smtp_sink_keeps_each_mail_whole_in_its_maildir(tmp_path: Path) -> None:
         box = mailbox.Maildir(maildir, create=False)
         assert sorted((m["Subject"], m.get_payload()) for m in box) == [("mail 1", "body 1\n"), ("mail 2", "body 2\n")]
         assert list((maildir / "tmp").iterdir()) == []
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of the processes whose environment holds `marker` (every child inherits it)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass  # gone meanwhile, or not ours
+    return found
+
+
+def test_make_run_on_a_taken_port_exits_at_once_saying_so_and_starts_nothing() -> None:
+    # given: something listening on the port `make run` is asked to serve
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        marker = f"DEVSTACK_TEST_{uuid.uuid4().hex}"
+        env = {**os.environ, "PORT": str(port), marker: "1"}
+        for name in ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "EMAIL_HOST"):
+            env.pop(name, None)  # it would start every embedded server
+
+        # when
+        result = subprocess.run(
+            [sys.executable, "-m", "commsplatform.devstack"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,  # liveness only: without the check it runs on
+        )
+
+    # then: one line names the port and how to pick another; no banner, no server left
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"devstack: port {port} is taken (something listens on 127.0.0.1:{port}); pick another: PORT=8080 make run\n"
+    )
+    assert result.stdout == ""
+    assert _processes_with(marker) == []

@@ -7,12 +7,14 @@ port, same data) and is a context manager; a server that does not come up raises
 
 from ._process import ServerStartError, free_port, port_is_open
 from .kafka_broker import KafkaBroker
+from .nginx_server import NginxServer, render_template
 from .postgres_server import PostgresServer, socket_database_url
 from .redis_server import RedisServer, redis_server_binary
 from .smtp_server import ReceivedMail, SmtpServer, SmtpSinkProcess
 
 __all__ = [
     "KafkaBroker",
+    "NginxServer",
     "PostgresServer",
     "ReceivedMail",
     "RedisServer",
@@ -22,5 +24,6 @@ __all__ = [
     "free_port",
     "port_is_open",
     "redis_server_binary",
+    "render_template",
     "socket_database_url",
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.conf import global_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -110,7 +111,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # not even with the right password; the admin shows a page saying so (429). Attempts are
 # kept in the database (shared by every process, listed in the admin); `manage.py
 # axes_reset` / `axes_reset_ip <ip>` lift a lockout. The client address is
-# commsplatform.authentication.client_ip (DJANGO_NUM_PROXIES, below).
+# commsplatform.authentication.client_ip (NUM_PROXIES, below).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -287,10 +288,20 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", default="100000/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    # Proxies in front that append to X-Forwarded-For (nginx, a load balancer): the client's
-    # address for the throttles, the failed-token counter and the login lockout. 0: REMOTE_ADDR.
-    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
+    # The client address the throttles, the failed-token counter and the login lockout
+    # count by. 0: REMOTE_ADDR, X-Forwarded-For ignored
+    # (gunicorn reached directly). 1 behind nginx (compose, `make run`): the last
+    # X-Forwarded-For entry, the peer address nginx appends; entries a client wrote
+    # itself come before it and are never read. DRF's default (None) would take the
+    # whole header as the client wrote it.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+
+# The largest request body read (Django's default); nginx's client_max_body_size is the same
+# value (docker/nginx.conf.template), so the proxy refuses exactly the bodies Django would.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+)
 
 API_TOKEN_CACHE_S = env.float("API_TOKEN_CACHE_S", default=30.0)
 # Failed token checks per client address (commsplatform.authentication): this many within

@@ -28,10 +28,12 @@ if not ALLOWED_HOSTS:
 if not env("DATABASE_URL", default=""):
     raise ImproperlyConfigured("DATABASE_URL must be set in production (the SQLite default is for `make run`).")
 
-# Behind a TLS-terminating proxy.
+# Behind nginx (docker/nginx.conf.template), the only way to reach gunicorn: web publishes
+# no port. nginx overwrites X-Forwarded-Proto with the scheme it was reached by, and
+# appends the peer address to X-Forwarded-For (read with NUM_PROXIES, in base).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-# Probes and the scraper talk to the container directly, over plain HTTP.
+# Probes and the scraper talk to the web container directly, over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -97,6 +97,34 @@ def test_the_real_components_of_the_platform_are_services():
     assert "redis-commander" in images["redis-commander"]
 
 
+def test_only_nginx_publishes_the_web_port_and_it_renders_the_shipped_template_for_web():
+    nginx, web = services()["nginx"], services()["web"]
+    template = (REPO_ROOT / "docker" / "nginx.conf.template").read_text()
+    source, target, mode = nginx["volumes"][0].split(":")
+    listen_port = nginx["environment"]["NGINX_LISTEN"]
+
+    assert nginx["image"].startswith("nginx:")  # the official image and its templates feature
+    assert (COMPOSE_FILE.parent / source).resolve() == REPO_ROOT / "docker" / "nginx.conf.template"
+    assert (target, mode) == ("/etc/nginx/templates/default.conf.template", "ro")
+    assert nginx["ports"] == [f"${{WEB_PORT:-8000}}:{listen_port}"]
+    assert "ports" not in web
+    assert nginx["environment"]["WEB_UPSTREAM"] == f"web:{web['environment']['PORT']}"
+    assert nginx["depends_on"]["web"]["condition"] == "service_healthy"
+    # every variable of the template has a value, and nothing else is passed
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", template)) == set(nginx["environment"])
+    assert nginx["environment"]["NGINX_FORWARDED_PROTO"] == "${NGINX_FORWARDED_PROTO:-$$scheme}"
+
+
+def test_nginx_and_django_refuse_the_same_bodies_and_django_reads_the_address_nginx_appends():
+    nginx, web = services()["nginx"], services()["web"]
+    body_limit = f"${{DATA_UPLOAD_MAX_MEMORY_SIZE:-{settings.DATA_UPLOAD_MAX_MEMORY_SIZE}}}"
+
+    assert nginx["environment"]["DATA_UPLOAD_MAX_MEMORY_SIZE"] == body_limit
+    assert web["environment"]["DATA_UPLOAD_MAX_MEMORY_SIZE"] == body_limit
+    assert web["environment"]["NUM_PROXIES"] == "${NUM_PROXIES:-1}"
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0  # gunicorn reached directly: REMOTE_ADDR
+
+
 def test_every_service_has_a_real_healthcheck_and_a_restart_policy():
     for name, spec in services().items():
         test = spec.get("healthcheck", {}).get("test")
