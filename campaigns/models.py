@@ -26,6 +26,9 @@ class Campaign(models.Model):
     sent_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
+    # The progress denominator while fan-out runs (recipients_count only counts the batches
+    # routed so far): recipients × channels when fan-out started.
+    deliveries_expected = models.PositiveIntegerField(null=True, blank=True)
     # Fan-out bookkeeping: where it stopped (resume after a crash) and how many
     # recipient batches it published / the router has applied.
     fanout_cursor = models.BigIntegerField(default=0)
@@ -48,10 +51,23 @@ class Campaign(models.Model):
         return self.sent_count + self.failed_count + self.skipped_count
 
     @property
+    def routing_done(self) -> bool:
+        return self.fanout_done_at is not None and self.batches_routed >= self.batches_published
+
+    @property
+    def progress_total(self) -> int:
+        """Deliveries to make: exact once every batch is routed; before that the count
+        expected when fan-out started, so the percentage never goes backwards."""
+        if self.routing_done:
+            return self.recipients_count
+        return max(self.deliveries_expected or 0, self.recipients_count)
+
+    @property
     def progress_percent(self) -> float:
-        if not self.recipients_count:
+        total = self.progress_total
+        if not total:
             return 100.0 if self.status in TERMINAL_STATUSES else 0.0
-        return round(100 * self.processed_count / self.recipients_count, 1)
+        return min(100.0, round(100 * self.processed_count / total, 1))
 
 
 TERMINAL_STATUSES = (

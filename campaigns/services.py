@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from users.selectors import recipient_id_chunk
+from users.selectors import recipient_count, recipient_id_chunk
 from workers.events import Event
 from workers.publish import publish_on_commit
 
@@ -115,8 +115,11 @@ def campaign_fanout(*, campaign_id: int) -> int:
     event id is derived from its first recipient, so a replay is deduplicated by the
     router's inbox. Only ids are read, CAMPAIGN_FANOUT_CHUNK at a time.
     """
+    channels = Campaign.objects.filter(pk=campaign_id).values_list("channels", flat=True).first() or []
     started = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.QUEUED).update(
-        status=Campaign.Status.SENDING, started_at=timezone.now()
+        status=Campaign.Status.SENDING,
+        started_at=timezone.now(),
+        deliveries_expected=recipient_count() * len(channels),
     )
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None:

@@ -11,6 +11,7 @@ import time
 
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
+from django.urls.resolvers import RegexPattern
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
@@ -44,15 +45,27 @@ class RequestMetricsMiddleware:
         return response
 
 
+UNMATCHED = "unmatched"
+
+
 def _route(request) -> str:
-    """The URL pattern, not the path, so ids do not explode the label set."""
+    """The route as written in the URL conf (`api/v1/orders/<int:order_id>/`), not the
+    path, so ids do not explode the label set. A route written as a regex is labelled by
+    its URL name (`admin:app_list`); a request no named route matched (the JSON-404
+    catch-all takes any path) is `unmatched`."""
     match = getattr(request, "resolver_match", None)
     if match is None:
         try:
             match = resolve(request.path_info)
         except Resolver404:
-            return "unmatched"
-    return match.route or match.view_name or "unknown"
+            return UNMATCHED
+    if match.url_name is None:
+        return UNMATCHED
+    # On success the last entry of `tried` is the chain of patterns that matched.
+    chain = match.tried[-1] if match.tried else []
+    if any(isinstance(pattern.pattern, RegexPattern) for pattern in chain):
+        return match.view_name
+    return match.route
 
 
 class StreamCollector(Collector):

@@ -7,7 +7,10 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from .api import url_routes
 from .health import run_checks
+
+API_V1 = "api/v1/"
 
 
 @require_GET
@@ -25,15 +28,23 @@ def readyz(request) -> JsonResponse:
 
 
 class ApiRootApi(APIView):
+    """Links to every /api/v1/ collection and every seed route, read from the URL conf
+    (a new route appears by itself). Routes with parameters are shown as URI templates."""
+
     permission_classes = [AllowAny]
 
     @extend_schema(exclude=True)
     def get(self, request):
-        return Response(
-            {
-                "schema": reverse("schema", request=request),
-                "docs": reverse("swagger-ui", request=request),
-                "events": reverse("events:list", request=request),
-                "streams": reverse("streams", request=request),
-            }
-        )
+        links = {
+            "schema": reverse("schema", request=request),
+            "docs": reverse("swagger-ui", request=request),
+        }
+        seed = {}
+        base = request.build_absolute_uri("/")  # + the path as is: `{recipient_id}` unquoted
+        for route in url_routes():
+            url = base + route.path
+            if route.name.startswith("seed-"):  # the seed routes' names (*/seed_urls.py)
+                seed[route.path] = url
+            elif route.path.startswith(API_V1) and route.path != API_V1 and not route.parameters:
+                links.setdefault(route.path.removeprefix(API_V1).rstrip("/"), url)
+        return Response({**links, "seed": seed})

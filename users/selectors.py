@@ -22,6 +22,10 @@ def recipient_get(*, recipient_id: int) -> Recipient | None:
     return Recipient.objects.filter(pk=recipient_id).first()
 
 
+def recipient_count() -> int:
+    return Recipient.objects.count()
+
+
 def recipient_id_chunk(*, after_id: int, size: int) -> list[int]:
     """The next `size` recipient ids above `after_id` (keyset pagination for fan-out)."""
     return list(Recipient.objects.filter(pk__gt=after_id).order_by("pk").values_list("pk", flat=True)[:size])

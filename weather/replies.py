@@ -25,16 +25,21 @@ Design (chosen over per-process reply streams):
   the stream's last id synchronously and continues from exactly there (not `$`), so a reply
   that arrives before the thread's first XREAD is not missed. A Redis restart does not lose
   replies either: new entry ids are time-based and larger than the last one seen.
-- A timed-out waiter is removed at once (`forget` in a finally); a reply for a requestId
-  nobody here waits for (another process's, or one that arrived too late) is discarded and
-  counted in `weather_replies_discarded_total`. A duplicate reply (a reclaimed request
-  processed twice) finds its waiter already answered and is discarded the same way.
+- A timed-out waiter is removed at once (`forget` in a finally) and its requestId is
+  remembered (the last LATE_MEMORY of them): its reply, if it comes after all, is dropped
+  and counted in `weather_replies_late_total` (this process's caller got a 504). Replies
+  to other processes' requests are the normal cost of every process reading every reply:
+  dropped and counted apart in `weather_replies_foreign_total`, which is not a loss. A
+  duplicate reply (a reclaimed request processed twice) that finds its waiter already
+  answered counts in `weather_replies_duplicate_total`; one that comes after the answered
+  waiter is gone cannot be told from a foreign reply and counts there.
 - Forked processes (gunicorn) start their own listener: the router checks the pid.
 """
 
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import cast
 
 from django.conf import settings
@@ -51,7 +56,12 @@ PENDING = Gauge(
     "Requests waiting for their reply in this web process",
     multiprocess_mode="livesum",
 )
-DISCARDED = Counter("weather_replies_discarded", "Replies nobody in this process was waiting for (late or not ours)")
+LATE = Counter("weather_replies_late", "Replies to this process's requests that came after their timeout (a 504)")
+FOREIGN = Counter("weather_replies_foreign", "Replies to other web processes' requests, skipped (not a loss)")
+DUPLICATE = Counter("weather_replies_duplicate", "Second replies to a request already answered here")
+# Timed-out request ids remembered to tell a late reply from a foreign one; past this many
+# the oldest is forgotten (its late reply would count as foreign).
+LATE_MEMORY = 10_000
 
 
 class _Waiter:
@@ -66,6 +76,7 @@ class ReplyRouter:
     def __init__(self, stream: str):
         self.stream = stream
         self._waiters: dict[str, _Waiter] = {}
+        self._timed_out: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -101,6 +112,10 @@ class ReplyRouter:
         """Remove the waiter (answered, timed out, or the publish failed)."""
         with self._lock:
             removed = self._waiters.pop(request_id, None)
+            if removed is not None and not removed.event.is_set():
+                self._timed_out[request_id] = None
+                if len(self._timed_out) > LATE_MEMORY:
+                    self._timed_out.popitem(last=False)
         if removed is not None:
             PENDING.dec()
 
@@ -115,6 +130,7 @@ class ReplyRouter:
         # parent's waiters; its first request starts its own listener.
         self._lock = threading.Lock()
         self._waiters = {}
+        self._timed_out = OrderedDict()
         self._thread = None
         self._pid = None
 
@@ -171,8 +187,12 @@ class ReplyRouter:
     def _deliver(self, request_id: str, data: str | None) -> None:
         with self._lock:
             waiter = self._waiters.get(request_id)
-        if waiter is None or waiter.event.is_set():
-            DISCARDED.inc()
+            late = waiter is None and self._timed_out.pop(request_id, False) is None
+        if waiter is None:
+            (LATE if late else FOREIGN).inc()
+            return
+        if waiter.event.is_set():
+            DUPLICATE.inc()
             return
         waiter.reply = data
         waiter.event.set()

@@ -31,7 +31,7 @@ EXPIRED_KEY = "weather:metrics"
 
 
 class ForecastTimeout(Exception):
-    """No reply within the timeout; the waiter is gone, a late reply will be discarded."""
+    """No reply within the timeout; the waiter is gone, a late reply is dropped (weather_replies_late_total)."""
 
     def __init__(self, request_id: str, timeout: float):
         super().__init__(f"no reply to weather request {request_id} within {timeout:g} s")

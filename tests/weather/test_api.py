@@ -29,8 +29,12 @@ SEED_FIELDS = [
 ]
 
 
-def discarded() -> float:
-    return REGISTRY.get_sample_value("weather_replies_discarded_total") or 0.0
+def replies_counted(kind: str) -> float:
+    return REGISTRY.get_sample_value(f"weather_replies_{kind}_total") or 0.0
+
+
+def reply_counts() -> dict[str, float]:
+    return {kind: replies_counted(kind) for kind in ("late", "foreign", "duplicate")}
 
 
 def test_post_city_returns_the_forecast_of_its_own_request(api_client, redis_client, worker_process):
@@ -197,23 +201,58 @@ def test_no_consumer_means_504_after_the_timeout_and_nothing_left_waiting(
     assert "weather_requests_expired_total 1.0" in anon_client.get("/metrics").content.decode()
 
 
-def test_a_reply_after_the_timeout_is_discarded(api_client, redis_client, settings, worker_process):
+def test_a_reply_after_the_timeout_counts_as_late(api_client, redis_client, settings, worker_process):
     # given: a terminal slower than the caller's patience
     settings.WEATHER_REPLY_TIMEOUT_S = 1.0
     worker_process("runworker", "weather", env={"WEATHER_PROCESSING_DELAY_MS": "2500"})
     wait_for_terminals(redis_client, 1)
-    before = discarded()
+    before = reply_counts()
 
     # when
     response = api_client.post("/WeatherForecast/city", {"city": "Lima", "location": "Miraflores"}, format="json")
 
-    # then: 504 now; the reply arrives later, finds no waiter and is dropped
+    # then: 504 now; the reply arrives later, finds no waiter and counts as late, not foreign
     assert response.status_code == 504
     assert get_router().pending() == 0
     [(_, entry)] = redis_client.xrange(REQUESTS)
     wait_until(lambda: replies_for(redis_client, entry["requestId"]), timeout=30)
-    wait_until(lambda: discarded() == before + 1, timeout=10)
+    wait_until(lambda: replies_counted("late") == before["late"] + 1, timeout=10)
+    assert reply_counts() == {**before, "late": before["late"] + 1}
     assert get_router().pending() == 0
+
+
+def test_replies_to_another_process_count_as_foreign_not_late(redis_client):
+    # given: this process's listener running, waiting for nothing
+    router = get_router()
+    router.start()
+    before = reply_counts()
+
+    # when: another web process's request is answered on the shared reply stream
+    redis_client.xadd(RESPONSES, {"requestId": "someone-elses", "data": "{}"})
+
+    # then: counted as foreign; nothing late, nothing waiting
+    wait_until(lambda: replies_counted("foreign") == before["foreign"] + 1, timeout=10)
+    assert reply_counts() == {**before, "foreign": before["foreign"] + 1}
+    assert router.pending() == 0
+
+
+def test_a_second_reply_to_an_answered_request_counts_as_duplicate(redis_client):
+    # given: a waiter of this process
+    router = get_router()
+    router.start()
+    waiter = router.expect("mine")
+    before = reply_counts()
+    try:
+        # when: its request is answered twice (a reclaimed request processed again)
+        redis_client.xadd(RESPONSES, {"requestId": "mine", "data": '{"n": 1}'})
+        redis_client.xadd(RESPONSES, {"requestId": "mine", "data": '{"n": 2}'})
+
+        # then: the waiter has the first reply, the second counts as a duplicate
+        wait_until(lambda: replies_counted("duplicate") == before["duplicate"] + 1, timeout=10)
+        assert waiter.reply == '{"n": 1}'
+        assert reply_counts() == {**before, "duplicate": before["duplicate"] + 1}
+    finally:
+        router.forget("mine")
 
 
 def test_metrics_expose_the_seed_gauges(anon_client, redis_client, worker_process):
