@@ -5,6 +5,8 @@ a Kafka-compatible broker unless KAFKA_BOOTSTRAP_SERVERS, an SMTP sink unless
 EMAIL_HOST), migrates the database (SQLite in ./var unless DATABASE_URL), ensures the
 admin login, then supervises web (gunicorn), the workers and the outbox relay with
 honcho. Ctrl-C or SIGTERM stops the processes first, then the servers they use.
+While it runs, var/devstack.json tells `manage.py` in another terminal where the servers
+are (commsplatform/devstack_endpoints.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 from honcho.manager import Manager
 
 from commsplatform.devservers import KafkaBroker, RedisServer, ServerStartError, SmtpSinkProcess, port_is_open
+from commsplatform.devstack_endpoints import endpoints_path, endpoints_remove, endpoints_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR = BASE_DIR / "var"
@@ -122,6 +125,14 @@ def _processes(env: dict[str, str]) -> dict[str, str]:
     return {name: f"exec {shlex.join(argv)}" for name, argv in commands.items()}
 
 
+def _publish_endpoints(servers: ExitStack, env: dict[str, str]) -> None:
+    # Written once the servers answer; removed first on the way out, while they still run.
+    path = endpoints_path(BASE_DIR)
+    if path is not None:
+        endpoints_write(path, env)
+        servers.callback(endpoints_remove, path)
+
+
 def main() -> int:
     """Run the stack until Ctrl-C/SIGTERM or until one process exits; return the exit code."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -132,9 +143,11 @@ def main() -> int:
     env.setdefault("BIND_HOST", "127.0.0.1")
     env["PYTHONUNBUFFERED"] = "1"
 
+    base_url = f"http://127.0.0.1:{env['PORT']}"
     with ExitStack() as servers:
         try:
             services = _start_servers(servers, env)
+            _publish_endpoints(servers, {**env, "API_URL": base_url})
             _manage("migrate", "--noinput", env=env)
             admin = json.loads(_manage("ensure_admin", "--json", env=env, capture=True).strip().splitlines()[-1])
         except ServerStartError as exc:
@@ -143,7 +156,7 @@ def main() -> int:
         except subprocess.CalledProcessError as exc:
             print(f"devstack: {shlex.join(exc.cmd[1:])} failed (exit code {exc.returncode})", file=sys.stderr)
             return exc.returncode
-        banner = _banner(f"http://127.0.0.1:{env['PORT']}", services, admin)
+        banner = _banner(base_url, services, admin)
 
         manager = Manager()
         for name, command in _processes(env).items():
