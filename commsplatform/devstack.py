@@ -8,6 +8,8 @@ gunicorn on an internal port (the shipped docker/nginx.conf.template; without an
 binary gunicorn serves PORT itself), then supervises web (gunicorn), the workers and the
 outbox relay with honcho. Ctrl-C or SIGTERM stops the processes first, then the servers
 they use.
+While it runs, var/devstack.json tells `manage.py` in another terminal where the servers
+are (commsplatform/devstack_endpoints.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from commsplatform.devservers import (
     free_port,
     port_is_open,
 )
+from commsplatform.devstack_endpoints import endpoints_path, endpoints_remove, endpoints_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR = BASE_DIR / "var"
@@ -182,6 +185,14 @@ def _processes(env: dict[str, str]) -> dict[str, str]:
     return {name: f"exec {shlex.join(argv)}" for name, argv in commands.items()}
 
 
+def _publish_endpoints(servers: ExitStack, env: dict[str, str]) -> None:
+    # Written once the servers answer; removed first on the way out, while they still run.
+    path = endpoints_path(BASE_DIR)
+    if path is not None:
+        endpoints_write(path, env)
+        servers.callback(endpoints_remove, path)
+
+
 def main() -> int:
     """Run the stack until Ctrl-C/SIGTERM or until one process exits; return the exit code."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -200,9 +211,11 @@ def main() -> int:
         return 1
 
     VAR.mkdir(exist_ok=True)
+    base_url = f"http://127.0.0.1:{port}"
     with ExitStack() as servers:
         try:
             services = _start_servers(servers, env)
+            _publish_endpoints(servers, {**env, "API_URL": base_url})
             _manage("migrate", "--noinput", env=env)
             admin = json.loads(_manage("ensure_admin", "--json", env=env, capture=True).strip().splitlines()[-1])
             services["Web"] = _start_proxy(servers, env, port)
@@ -212,7 +225,7 @@ def main() -> int:
         except subprocess.CalledProcessError as exc:
             print(f"devstack: {shlex.join(exc.cmd[1:])} failed (exit code {exc.returncode})", file=sys.stderr)
             return exc.returncode
-        banner = _banner(f"http://127.0.0.1:{port}", services, admin)
+        banner = _banner(base_url, services, admin)
 
         manager = Manager()
         for name, command in _processes(env).items():

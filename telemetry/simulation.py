@@ -9,6 +9,7 @@ battery per tick, so every battery's timestamps increase.
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,6 +64,30 @@ def readings_generate(*, count: int, batteries: int, seed: int = 0, start: int |
 
 def encode_reading(reading: Reading) -> bytes:
     return json.dumps(reading.as_dict(), separators=(",", ":")).encode()
+
+
+class BrokerUnreachable(Exception):
+    """No bootstrap server accepts a connection; nothing was produced."""
+
+
+def broker_check(*, bootstrap_servers: str, timeout: float = 5.0) -> None:
+    """Raise BrokerUnreachable unless one of the bootstrap servers accepts a TCP connection.
+
+    librdkafka would retry quietly (and log every refused connection) until a timeout;
+    this answers at once, in one line.
+    """
+    reasons = []
+    for server in bootstrap_servers.split(","):
+        address = server.strip().rpartition("://")[2]
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            return
+        except ValueError:
+            reasons.append(f"{address!r} is not host:port")
+        except OSError as exc:
+            reasons.append(f"{address}: {exc.strerror or exc}")
+    raise BrokerUnreachable("; ".join(reasons))
 
 
 def topic_ensure(*, bootstrap_servers: str, topic: str, partitions: int = 1, timeout: float = 10) -> None:
@@ -145,6 +170,7 @@ def telemetry_simulate(
 ) -> int:
     """Produce `count` realistic readings for `batteries` batteries, keyed by battery id
     (so each battery's readings stay in order on one partition)."""
+    broker_check(bootstrap_servers=bootstrap_servers)
     topic_ensure(bootstrap_servers=bootstrap_servers, topic=topic, partitions=partitions)
     values = (
         (str(reading.battery_id).encode(), encode_reading(reading))

@@ -25,6 +25,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     options = early_config.known_args_namespace
     if getattr(options, "help", False) or getattr(options, "version", False):
         return
+    # The tests name their servers; a `make run` in this checkout must not leak into them.
+    os.environ.setdefault("DEVSTACK_ENDPOINTS_FILE", "")
     try:
         if not os.environ.get("DATABASE_URL"):
             session_servers["postgres"] = PostgresServer().start()

@@ -12,9 +12,17 @@ from typing import Any
 import environ
 from django.conf import global_settings
 
+from commsplatform.devstack_endpoints import endpoints_path, endpoints_read
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
+
+# While `make run` runs, var/devstack.json holds the addresses of the servers it started
+# on free ports (commsplatform/devstack_endpoints.py); what the environment does not set is
+# taken from there, so `manage.py` in a second terminal reaches them. The environment wins;
+# the production settings and the tests turn the file off (DEVSTACK_ENDPOINTS_FILE="").
+DEVSTACK_ENDPOINTS = endpoints_read(endpoints_path(BASE_DIR))
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-insecure-key-never-used-in-production")
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
@@ -80,7 +88,11 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "commsplatform.wsgi.application"
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")}
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default=DEVSTACK_ENDPOINTS.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+    )
+}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -149,9 +161,13 @@ STORAGES = {
 
 # --- Redis ---------------------------------------------------------------------------
 # REDIS_URL wins; otherwise the seed-000 variables (REDIS_HOST, REDIS_PORT, REDIS_DB,
-# REDIS_PASS) are honoured; otherwise a local server on the default port.
+# REDIS_PASS) are honoured; otherwise make run's Redis; otherwise a local server on the
+# default port.
+_SEED_REDIS_VARIABLES = ("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASS")
 if env("REDIS_URL", default=""):
     REDIS_URL = env("REDIS_URL")
+elif "REDIS_URL" in DEVSTACK_ENDPOINTS and not any(env(name, default="") for name in _SEED_REDIS_VARIABLES):
+    REDIS_URL = DEVSTACK_ENDPOINTS["REDIS_URL"]
 else:
     _redis_password = env("REDIS_PASS", default="")
     REDIS_URL = "redis://{auth}{host}:{port}/{db}".format(
@@ -244,7 +260,10 @@ EMAIL_RETRY_POLL_S = env.float("EMAIL_RETRY_POLL_S", default=2.0)  # the email-r
 EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", default="commsplatform.local")
 
 # --- Kafka (seed 000) -----------------------------------------------------------------
-KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default=env("KAFKA_BROKER", default="127.0.0.1:9092"))
+KAFKA_BOOTSTRAP_SERVERS = env(
+    "KAFKA_BOOTSTRAP_SERVERS",
+    default=env("KAFKA_BROKER", default=DEVSTACK_ENDPOINTS.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")),
+)
 KAFKA_TOPIC = env("KAFKA_TOPIC", default="battery-telemetry")
 KAFKA_GROUP = env("KAFKA_GROUP", default="ems-redis-backend")
 # Ingest tuning (telemetry app / workers.kafka): records per batch, how long one poll
@@ -257,8 +276,10 @@ KAFKA_CONSUMER_OPTIONS = env.json("KAFKA_CONSUMER_OPTIONS", default={})
 
 # --- Email ----------------------------------------------------------------------------
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-EMAIL_HOST = env("EMAIL_HOST", default="127.0.0.1")
-EMAIL_PORT = env.int("EMAIL_PORT", default=2500)
+# make run's SMTP sink only when EMAIL_HOST is unset (its port belongs to its host).
+_devstack_smtp = {} if env("EMAIL_HOST", default="") else DEVSTACK_ENDPOINTS
+EMAIL_HOST = env("EMAIL_HOST", default=_devstack_smtp.get("EMAIL_HOST", "127.0.0.1"))
+EMAIL_PORT = env.int("EMAIL_PORT", default=int(_devstack_smtp.get("EMAIL_PORT", 2500)))
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
@@ -309,6 +330,8 @@ API_TOKEN_CACHE_S = env.float("API_TOKEN_CACHE_S", default=30.0)
 # the window, and the client's requests with an unverified token get 429 until it ends.
 API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=20)
 API_TOKEN_FAILURE_WINDOW_S = env.int("API_TOKEN_FAILURE_WINDOW_S", default=300)
+# The web server that the traffic tools (simulate_events, loadtest weather) call.
+API_URL = env("API_URL", default=DEVSTACK_ENDPOINTS.get("API_URL", "http://127.0.0.1:8000"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "commsplatform API",
@@ -328,7 +351,8 @@ SPECTACULAR_SETTINGS = {
 LIVENESS_CHECKS: list[str] = []
 READINESS_CHECKS = ["commsplatform.health.check_database", "commsplatform.health.check_redis"]
 
-LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# Upper-cased: gunicorn's config takes `warning`, Python's logging only `WARNING`.
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env("LOG_FORMAT", default="text")  # "json" in production
 LOGGING: dict[str, Any] = {
     "version": 1,

@@ -7,9 +7,14 @@ vault.py) before anything below reads them. Served behind a TLS-terminating prox
 sets X-Forwarded-Proto; static files are served by WhiteNoise from STATIC_ROOT.
 """
 
+import os
+
+from commsplatform.devstack_endpoints import ENV_VAR as _DEVSTACK_ENDPOINTS_FILE
 from commsplatform.settings.vault import load_vault_into_environ
 
 load_vault_into_environ()
+# `make run`'s endpoints file (var/devstack.json) describes a developer's machine: never here.
+os.environ[_DEVSTACK_ENDPOINTS_FILE] = ""
 
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 

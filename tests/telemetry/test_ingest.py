@@ -2,15 +2,17 @@
 the worker as a subprocess."""
 
 import json
+import subprocess
+import sys
 import uuid
 from collections import Counter
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from commsplatform.devservers import RedisServer
+from commsplatform.devservers import RedisServer, free_port
 from telemetry.simulation import readings_produce, topic_ensure
-from tests.helpers import wait_until
+from tests.helpers import REPO_ROOT, subprocess_environment, wait_until
 from workers.metrics import consumer_counters
 
 from .factories import encode, expected_outcome, noisy_readings, reading
@@ -239,6 +241,27 @@ def test_simulate_telemetry_produces_realistic_readings_with_progress(kafka_brok
     assert lines[0] == f"producing 200 readings for 8 batteries to {topic}"
     assert "  200/200 (100%)" in lines
     assert lines[-1] == f"delivered 200 readings to {topic}"
+
+
+def test_simulate_telemetry_without_a_broker_says_so_in_one_line_and_fails(redis_client):
+    # given: nothing listens on the configured bootstrap address
+    address = f"127.0.0.1:{free_port()}"
+    # when
+    result = subprocess.run(
+        [sys.executable, "manage.py", "simulate_telemetry", "--count", "10"],
+        cwd=REPO_ROOT,
+        env=subprocess_environment({"KAFKA_BOOTSTRAP_SERVERS": address}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then: one line naming the address and what to do; no traceback, no librdkafka noise
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"CommandError: cannot reach the Kafka broker at {address} ({address}: Connection refused); "
+        "start `make run`, or set KAFKA_BOOTSTRAP_SERVERS"
+    ]
+    assert "delivered" not in result.stdout
 
 
 def test_sigterm_mid_stream_commits_exactly_what_was_written(kafka_broker, topic, redis_client, worker_process):

@@ -72,6 +72,44 @@ def test_sequential_load_test_prints_a_readable_report(api_client, redis_client,
 
 def test_load_test_stops_when_the_health_check_fails(redis_client):
     with pytest.raises(CommandError, match=r"/healthz unreachable"):
-        run("--count", "5", "--url", f"http://127.0.0.1:{free_port()}")
+        run("--count", "5", "--url", f"http://127.0.0.1:{free_port()}", "--token", "any")
+
+    assert redis_client.xlen(REQUESTS) == 0
+
+
+def test_load_test_finds_the_staff_token_and_the_server_make_run_serves(
+    staff_client, redis_client, web_process, worker_process, settings
+):
+    # given: a staff user with a token (make run's admin) and the web URL from the
+    # endpoints file (settings.API_URL); neither is passed
+    worker_process("runworker", "weather")
+    web = web_process()
+    wait_for_terminals(redis_client, 1)
+    settings.API_URL = web.url
+
+    # when
+    out, err = run("--count", "3", "--json")
+
+    # then
+    assert json.loads(out)["statuses"] == {"200": 3}
+    assert f"against {web.url}" in err
+    assert redis_client.xlen(REQUESTS) == 3
+
+
+def test_load_test_with_a_refused_token_fails_and_says_why(api_client, redis_client, web_process):
+    web = web_process()
+
+    with pytest.raises(CommandError, match=r"^4 of 4 requests failed \(401: the server refused the token\)$"):
+        run("--count", "4", "--url", web.url, "--token", "not-a-token")
+
+    assert redis_client.xlen(REQUESTS) == 0
+
+
+def test_load_test_without_any_token_says_so_and_sends_nothing(api_client, redis_client, web_process):
+    # given: only a non-staff user has a token
+    web = web_process()
+
+    with pytest.raises(CommandError, match=r"^no token: pass --token or set LOADTEST_TOKEN"):
+        run("--count", "4", "--url", web.url)
 
     assert redis_client.xlen(REQUESTS) == 0

@@ -1,7 +1,8 @@
+from confluent_kafka import KafkaException
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from telemetry.simulation import telemetry_simulate
+from telemetry.simulation import BrokerUnreachable, telemetry_simulate
 
 
 class Command(BaseCommand):
@@ -24,14 +25,22 @@ class Command(BaseCommand):
         def progress(sent: int) -> None:
             self.stdout.write(f"  {sent}/{count} ({sent * 100 // max(count, 1)}%)")
 
-        delivered = telemetry_simulate(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            topic=topic,
-            count=count,
-            batteries=batteries,
-            rate=rate,
-            partitions=partitions,
-            seed=seed,
-            progress=progress,
-        )
+        servers = settings.KAFKA_BOOTSTRAP_SERVERS
+        try:
+            delivered = telemetry_simulate(
+                bootstrap_servers=servers,
+                topic=topic,
+                count=count,
+                batteries=batteries,
+                rate=rate,
+                partitions=partitions,
+                seed=seed,
+                progress=progress,
+            )
+        except BrokerUnreachable as exc:
+            raise CommandError(
+                f"cannot reach the Kafka broker at {servers} ({exc}); start `make run`, or set KAFKA_BOOTSTRAP_SERVERS"
+            ) from exc
+        except (KafkaException, TimeoutError) as exc:
+            raise CommandError(f"Kafka at {servers}: {exc or type(exc).__name__}") from exc
         self.stdout.write(self.style.SUCCESS(f"delivered {delivered} readings to {topic}"))

@@ -1,8 +1,10 @@
 import json
 import os
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from commsplatform.selectors import staff_token_get
 from weather.loadtest import LoadTestAborted, weather_loadtest
 
 
@@ -17,14 +19,28 @@ class Command(BaseCommand):
         parser.add_argument("--mode", choices=["sequential", "concurrent"], default="sequential")
         parser.add_argument("--count", type=int, default=10, help="number of requests (default 10)")
         parser.add_argument("--concurrency", type=int, default=10, help="parallel clients in concurrent mode")
-        parser.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of the server")
-        parser.add_argument("--token", default=os.environ.get("LOADTEST_TOKEN"), help="API token ($LOADTEST_TOKEN)")
+        parser.add_argument(
+            "--url",
+            default=settings.API_URL,
+            help="server base URL (default: $API_URL, else the one `make run` serves)",
+        )
+        parser.add_argument(
+            "--token",
+            default=os.environ.get("LOADTEST_TOKEN"),
+            help="API token (default: $LOADTEST_TOKEN, else a staff user's token from the database)",
+        )
         parser.add_argument("--timeout", type=float, default=60.0, help="per-request client timeout in seconds")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the report as JSON")
 
     def handle(self, *args, scenario, mode, count, concurrency, url, token, timeout, as_json, **options):
         if count < 1:
             raise CommandError("--count must be at least 1")
+        token = token or staff_token_get()
+        if not token:
+            raise CommandError(
+                "no token: pass --token or set LOADTEST_TOKEN (no staff user in the database has one; "
+                "`python manage.py ensure_admin` creates it)"
+            )
         self.stderr.write(f"{scenario} load test: {count} request(s), {mode}, against {url}")
         step = max(1, count // 20)
 
@@ -48,7 +64,13 @@ class Command(BaseCommand):
         summary = report.summary()
         if as_json:
             self.stdout.write(json.dumps(summary, indent=2))
-            return
+        else:
+            self._print(summary)
+        if summary["failed"]:
+            refused = " (401: the server refused the token)" if "401" in summary["statuses"] else ""
+            raise CommandError(f"{summary['failed']} of {summary['requests']} requests failed{refused}")
+
+    def _print(self, summary: dict) -> None:
         self.stdout.write(
             f"Success: {summary['succeeded']}/{summary['requests']} ({summary['success_rate']:.1%})  "
             f"statuses {summary['statuses']}  in {summary['elapsed_s']} s ({summary['requests_per_s']} req/s)"
@@ -59,5 +81,3 @@ class Command(BaseCommand):
                     **summary
                 )
             )
-        if summary["failed"]:
-            self.stdout.write(self.style.WARNING(f"{summary['failed']} request(s) failed"))
