@@ -202,3 +202,21 @@ def products_reset_to_seed() -> None:
     """Put the seed's products back with their seed stock and prices."""
     for pid, name, price, stock in SEED_PRODUCTS:
         Product.objects.update_or_create(id=pid, defaults={"name": name, "price": price, "stock": stock})
+
+
+def stock_outcome_events(*, order_ids: list[int]) -> dict[int, Event]:
+    """The event each order's reservation emitted for the state it is in now, rebuilt with
+    its original id (Event.keyed on type and order): to re-drive a saga whose event Redis
+    lost (orders.services.orders_redrive_stuck). Consumers of the copy act by state, so a
+    copy of an event that was not lost changes nothing."""
+    events: dict[int, Event] = {}
+    for r in Reservation.objects.filter(order_id__in=order_ids):
+        base = {"order_id": r.order_id, "customer_id": r.customer_id}
+        if r.status == Reservation.Status.RESERVED:
+            events[r.order_id] = Event.keyed(STOCK_RESERVED, r.order_id, {**base, "lines": r.lines, "amount": r.amount})
+        elif r.status == Reservation.Status.REJECTED:
+            events[r.order_id] = Event.keyed(STOCK_REJECTED, r.order_id, {**base, "reason": r.reason})
+        else:
+            event_type = STOCK_SOLD if r.status == Reservation.Status.SOLD else STOCK_RELEASED
+            events[r.order_id] = Event.keyed(event_type, r.order_id, {**base, "amount": r.amount})
+    return events

@@ -85,8 +85,10 @@ def epoch_check(client: redis.Redis, *, detected_by: str) -> bool:
     Returns True when this call recorded a loss (at most one caller per loss does).
     Raises redis errors (a read-only Redis cannot take a new marker) and database errors.
     """
-    marker: str | None = client.get(MARKER_KEY)  # type: ignore[assignment]
+    # The row first, then the marker: read the other way round, a process could see the
+    # marker missing, then the row another process has just moved on, and count it again.
     row = RedisEpoch.objects.filter(pk=_ROW_PK).first()
+    marker: str | None = client.get(MARKER_KEY)  # type: ignore[assignment]
     if row is None:
         # First contact: whatever Redis holds now is the epoch (a fresh database with a
         # Redis that already has a marker adopts it; that is not a loss).
@@ -97,6 +99,8 @@ def epoch_check(client: redis.Redis, *, detected_by: str) -> bool:
     # The marker is missing (lost), or another process is recording this very loss and has
     # set the new marker but not yet the row: the conditional update lets one of us count it.
     new_epoch = marker or _new_marker(client)
+    if new_epoch == row.epoch:
+        return False
     recorded = RedisEpoch.objects.filter(pk=_ROW_PK, epoch=row.epoch).update(
         epoch=new_epoch,
         losses=F("losses") + 1,

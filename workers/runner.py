@@ -235,7 +235,10 @@ class ConsumerLoop:
                 block=self.block_ms if block else None,
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # Redis lost its data: recreate (and record the loss), reread
+            # Redis lost its data: NOGROUP on the next read, or, for a read blocked when the
+            # stream vanished (FLUSHALL, DEL), "UNBLOCKED the stream key no longer exists"
+            # (Redis 7). Recreate the group (which records the loss) and read again.
+            if "NOGROUP" in str(exc) or str(exc).startswith("UNBLOCKED"):
                 logger.warning(
                     "consumer %s: group %s is gone from %s; recreating it", self.spec.name, self.group, self.stream
                 )
