@@ -13,7 +13,7 @@ EVENT_TYPES = (PAYMENT_CHARGED, PAYMENT_REFUSED)
 @dataclass(frozen=True)
 class PaymentResult:
     order_id: int
-    customer_id: int
+    customer_id: int | None  # None only in a re-driven event of an unknown account
     amount: int
     balance: int | None  # the customer's balance after the step; None for an unknown account
     charged: bool
@@ -33,7 +33,7 @@ class PaymentResult:
         balance = payload.get("balance")
         return cls(
             order_id=payload_int(payload, "order_id"),
-            customer_id=payload_int(payload, "customer_id"),
+            customer_id=payload_int(payload, "customer_id") if payload.get("customer_id") is not None else None,
             amount=payload_int(payload, "amount"),
             balance=payload_int(payload, "balance") if balance is not None else None,
             charged=event.type == PAYMENT_CHARGED,

@@ -103,3 +103,19 @@ def accounts_reset_to_seed() -> None:
     """Put the seed's accounts back with their seed balances (emails are kept)."""
     for pk, name, balance in SEED_ACCOUNTS:
         Account.objects.update_or_create(id=pk, defaults={"name": name, "balance": balance})
+
+
+def payment_outcome_events(*, order_ids: list[int]) -> dict[int, Event]:
+    """The `accounts.payment.*` event of each order's payment, rebuilt with its original id
+    (Event.keyed): to re-drive a saga whose event Redis lost. `balance` is the balance
+    now, not at the charge (the settling step reads only the order and the outcome)."""
+    events: dict[int, Event] = {}
+    for payment in Payment.objects.filter(order_id__in=order_ids).select_related("account"):
+        events[payment.order_id] = PaymentResult(
+            order_id=payment.order_id,
+            customer_id=payment.account_id,
+            amount=payment.amount,
+            balance=payment.account.balance if payment.account else None,
+            charged=payment.status == Payment.Status.CHARGED,
+        ).event()
+    return events

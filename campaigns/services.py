@@ -12,10 +12,11 @@ set-based SQL.
 import logging
 import secrets
 import string
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from users.selectors import recipient_count, recipient_id_chunk
@@ -207,3 +208,54 @@ def campaign_retry_failed(*, campaign_id: int) -> int:
     from notifications.services import deliveries_retry_failed
 
     return deliveries_retry_failed(campaign_id=campaign_id)
+
+
+def campaigns_redrive_stuck(*, stuck_for_s: float) -> int:
+    """Re-drive campaigns whose pipeline stopped for `stuck_for_s` (Redis lost its entries);
+    return how many were re-driven. Every step is safe to repeat:
+
+    - `queued` since before the cutoff, or `sending` with its fan-out unfinished since it
+      started before the cutoff: the `campaign` event again, with its original id; the
+      fan-out resumes from `fanout_cursor` (and does nothing once it is done);
+    - fan-out done before the cutoff but fewer batches routed than published: the recipient
+      batches up to the cursor again, with their original ids (derived from each batch's
+      first recipient): the router's inbox drops those it applied;
+    - then the completion check, a conditional update.
+    Emails still `pending` are notifications.services.deliveries_redrive_stuck's (the
+    delivery ledger is unique per campaign, recipient and channel: no second mail).
+    """
+    cutoff = timezone.now() - timedelta(seconds=stuck_for_s)
+    Status = Campaign.Status
+    redriven = 0
+    for campaign in Campaign.objects.filter(
+        Q(status=Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=Status.SENDING, fanout_done_at__isnull=True, started_at__lt=cutoff)
+    ).order_by("pk"):
+        with transaction.atomic():
+            publish_on_commit("campaign", _queued_event(campaign))
+        logger.warning("campaign %s (%s): fan-out re-driven", campaign.pk, campaign.status)
+        redriven += 1
+    behind = Campaign.objects.filter(
+        status=Status.SENDING, fanout_done_at__lt=cutoff, batches_routed__lt=F("batches_published")
+    ).order_by("pk")
+    for campaign in behind:
+        batches = _recipient_batch_events(campaign_id=campaign.pk, upto=campaign.fanout_cursor)
+        with transaction.atomic():
+            publish_on_commit("notification", batches)
+        logger.warning("campaign %s: %d recipient batches re-driven", campaign.pk, len(batches))
+        redriven += 1
+    for campaign_id in Campaign.objects.filter(status=Status.SENDING, fanout_done_at__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        campaign_complete_if_done(campaign_id=campaign_id)
+    return redriven
+
+
+def _recipient_batch_events(*, campaign_id: int, upto: int) -> list[Event]:
+    """The recipient batches campaign_fanout published up to `upto`, ids included."""
+    events = []
+    cursor = 0
+    while ids := [pk for pk in recipient_id_chunk(after_id=cursor, size=settings.CAMPAIGN_FANOUT_CHUNK) if pk <= upto]:
+        events.append(RecipientBatchSelected(campaign_id=campaign_id, recipient_ids=ids).event())
+        cursor = ids[-1]
+    return events

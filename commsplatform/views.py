@@ -22,9 +22,12 @@ def healthz(request) -> JsonResponse:
 
 @require_GET
 def readyz(request) -> JsonResponse:
-    """Readiness: the database and Redis answer."""
+    """Readiness: the database answers, Redis answers and takes writes; "degraded" (still
+    200) when a check wants attention, e.g. Redis lost its data."""
     ok, checks = run_checks(settings.READINESS_CHECKS)
-    return JsonResponse({"status": "ready" if ok else "not-ready", "checks": checks}, status=200 if ok else 503)
+    degraded = any(check.get("degraded") for check in checks.values())
+    status = "not-ready" if not ok else "degraded" if degraded else "ready"
+    return JsonResponse({"status": status, "checks": checks}, status=200 if ok else 503)
 
 
 class ApiRootApi(APIView):

@@ -186,3 +186,22 @@ def products_reset_to_seed() -> None:
     """Put the seed's products back with their seed stock and prices."""
     for pid, name, price, stock in SEED_PRODUCTS:
         Product.objects.update_or_create(id=pid, defaults={"name": name, "price": price, "stock": stock})
+
+
+def stock_outcome_events(*, order_ids: list[int]) -> dict[int, Event]:
+    """The event each order's reservation emitted for the state it is in now, rebuilt with
+    its original id (Event.keyed on type and order): to re-drive a saga whose event Redis
+    lost (orders.services.orders_redrive_stuck). Consumers of the copy act by state, so a
+    copy of an event that was not lost changes nothing."""
+    events: dict[int, Event] = {}
+    for r in Reservation.objects.filter(order_id__in=order_ids):
+        order, customer = r.order_id, r.customer_id
+        if r.status == Reservation.Status.RESERVED:
+            outcome = StockOutcome(STOCK_RESERVED, order, customer, amount=r.amount, lines=r.lines)
+        elif r.status == Reservation.Status.REJECTED:
+            outcome = StockOutcome(STOCK_REJECTED, order, customer, reason=r.reason)
+        else:
+            event_type = STOCK_SOLD if r.status == Reservation.Status.SOLD else STOCK_RELEASED
+            outcome = StockOutcome(event_type, order, customer, amount=r.amount)
+        events[r.order_id] = outcome.event()
+    return events

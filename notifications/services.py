@@ -273,3 +273,29 @@ def deliveries_requeue_due(*, limit: int = 5000) -> int:
     if ids:
         logger.info("re-queued %d deliveries (retry due or sender lease expired)", len(ids))
     return len(ids)
+
+
+def deliveries_redrive_stuck(*, stuck_for_s: float, limit: int = 5000) -> int:
+    """Email deliveries `pending` for `stuck_for_s` go onto `email-notification` again.
+
+    A pending row waits in an entry of that stream; when Redis lost the entry, nothing
+    else would ever send it. A copy of an entry that was not lost sends nothing twice: the
+    sender claims a row only while it is `pending` (a conditional update). Each row is
+    re-driven at most once per `stuck_for_s` (its `next_attempt_at` marks the re-drive).
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stuck_for_s)
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(channel=Delivery.Channel.EMAIL, status=Delivery.Status.PENDING)
+            .filter(Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now)
+            publish_on_commit("email", _email_batch_events(ids))
+    if ids:
+        logger.warning("re-drove %d email deliveries pending for over %.0fs", len(ids), stuck_for_s)
+    return len(ids)

@@ -13,12 +13,15 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.services import accounts_reset_to_seed
-from inventory.services import products_reset_to_seed
+from accounts.services import accounts_reset_to_seed, payment_outcome_events
+from inventory.events import STOCK_RESERVED
+from inventory.services import products_reset_to_seed, stock_outcome_events
+from workers.events import Event
 from workers.publish import publish_on_commit
 
 from .events import OrderFinalized, OrderPlaced
@@ -206,3 +209,56 @@ def shop_reset_to_seed() -> None:
     """Seed 004's `init-data`: products and accounts back to the seed values (orders are kept)."""
     products_reset_to_seed()
     accounts_reset_to_seed()
+
+
+def _order_placed_event(order: Order) -> Event:
+    lines: dict[int, int] = {}
+    for pid in order.product_ids:
+        lines[int(pid)] = lines.get(int(pid), 0) + 1
+    return OrderPlaced(order_id=order.pk, customer_id=order.customer_id, lines=lines).event()
+
+
+@transaction.atomic
+def orders_redrive_stuck(*, stuck_for_s: float, limit: int = 500) -> int:
+    """Resume the saga of orders left `pending`/`payment-required` for `stuck_for_s`
+    (Redis lost the event that would move them on); return how many were re-driven.
+
+    Each order resumes at the step it reached, by emitting again, with its original id
+    (Event.keyed), the last event of that step: no reservation yet → `orders.order.placed`;
+    reserved and charged or refused → that `accounts.payment.*`; reserved, no payment →
+    `inventory.stock.reserved`; settled or rejected → that `inventory.stock.*`. Repeating
+    `orders.order.placed` alone would not do: a step that finds its work done emits
+    nothing. Every step acts by its own state, so re-driving an order that was in fact
+    moving does nothing twice. An order is re-driven at most once per `stuck_for_s`.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stuck_for_s)
+    orders = list(
+        Order.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
+        .filter(status__in=[Status.PENDING, Status.PAYMENT_REQUIRED], updated_at__lt=cutoff)
+        .order_by("pk")[:limit]
+    )
+    if not orders:
+        return 0
+    ids = [order.pk for order in orders]
+    stock = stock_outcome_events(order_ids=ids)
+    payments = payment_outcome_events(order_ids=ids)
+    by_stream: dict[str, list[Event]] = {"orders": [], "inventory": [], "accounts": []}
+    for order in orders:
+        reservation = stock.get(order.pk)
+        if reservation is None:
+            by_stream["orders"].append(_order_placed_event(order))
+        elif reservation.type == STOCK_RESERVED and order.pk in payments:
+            by_stream["accounts"].append(payments[order.pk])
+        else:
+            by_stream["inventory"].append(reservation)
+    for stream, events in by_stream.items():
+        publish_on_commit(stream, events)
+    Order.objects.filter(pk__in=ids).update(updated_at=now)
+    logger.warning(
+        "re-drove %d order(s) stuck for over %.0fs: %s",
+        len(ids),
+        stuck_for_s,
+        ", ".join(f"{len(events)} via {stream}" for stream, events in by_stream.items() if events),
+    )
+    return len(ids)

@@ -42,6 +42,7 @@ def ingest_spec() -> KafkaIngestSpec:
         trim_streams=(changes_stream(),),
         trim_interval_s=settings.WORKER_TRIM_INTERVAL_S,
         retry_cap_s=settings.WORKER_RETRY_CAP_S,
+        stall_s=settings.WORKER_STALL_S,
         config=settings.KAFKA_CONSUMER_OPTIONS,
     )
 

@@ -2,9 +2,10 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from .connection import UNAVAILABLE_ERRORS
+from .connection import UNAVAILABLE_ERRORS, get_redis
 from .metrics import consumer_counters
 from .models import OutboxEvent, ProcessedEvent
+from .redis_epoch import epoch_status
 from .registry import CONSUMERS
 from .stats import all_stream_stats
 
@@ -33,12 +34,14 @@ class OutboxEventAdmin(admin.ModelAdmin):
         except UNAVAILABLE_ERRORS as exc:
             streams, error = [], f"Redis is unreachable: {exc}"
         consumers = [(spec, consumer_counters(spec.name)) for spec in CONSUMERS.values()] if not error else []
+        epoch = epoch_status(None if error else get_redis())
         context = {
             **self.admin_site.each_context(request),
             "title": "Streams",
             "streams": streams,
             "consumers": consumers,
             "error": error,
+            "redis_data_lost": epoch.describe() if epoch.alarm else "",
         }
         return TemplateResponse(request, "admin/workers/streams.html", context)
 

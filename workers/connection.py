@@ -21,6 +21,17 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
 )
 
+# Errors that mean "Redis answers but refuses writes": out of memory under `noeviction`, or
+# a read-only replica. PING still passes; every XADD fails.
+REFUSED_WRITE_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+
+
+def refused_write_reason(exc: Exception) -> str:
+    """`Redis refuses writes: OOM …` (redis-py drops the error code from the message)."""
+    code = "OOM" if isinstance(exc, redis.exceptions.OutOfMemoryError) else "READONLY"
+    return f"Redis refuses writes: {code} {exc}"
+
+
 # redis-py types stream replies for every client (bytes or str, RESP2 or RESP3 shapes). Ours
 # decode responses and speak RESP2, so these are the shapes get_redis() clients return:
 StreamEntry = tuple[str, dict[str, str]]  # one XRANGE / XREVRANGE / XREAD entry: (id, fields)

@@ -18,6 +18,14 @@ jittered backoff and never commits past it; a handler that raises on some record
 retried record by record and the failing record is dead-lettered, so one bad message can
 neither stop the consumer nor be skipped silently.
 
+Stalls are reported, not only retried: when a batch has been failing for `stall_s`
+(settings.WORKER_STALL_S; e.g. Redis answers OOM under `noeviction`, or READONLY as a
+replica), the loop logs it at ERROR and marks the consumer stalled
+(workers.runner.consumer_stalled), so `worker_health kafka-ingest` fails with the reason;
+the first batch written again clears it. The consumer lag itself is read from the broker
+by the web process (`group_lag`, `KafkaLagMonitor`): it must stay visible precisely while
+Redis, where the other counters live, refuses writes.
+
 Shutdown: the stop event ends the loop after the batch in hand is written and committed;
 `close()` then leaves the group so the partitions move at once. Partitions revoked by a
 rebalance first get the commit of anything written but not yet committed.
@@ -38,8 +46,8 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from . import metrics
-from .connection import UNAVAILABLE_ERRORS, XAddFields, get_redis
-from .runner import compute_backoff
+from .connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, XAddFields, get_redis, refused_write_reason
+from .runner import compute_backoff, consumer_stalled
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
@@ -85,6 +93,7 @@ class KafkaIngestSpec:
     trim_streams: Sequence[str] = ()  # streams the handler writes to, trimmed periodically
     trim_interval_s: float = 30.0
     retry_cap_s: float = 5.0
+    stall_s: float = 120.0  # no batch written for this long while records wait: stalled (0: never)
     config: dict[str, Any] = field(default_factory=dict)  # extra librdkafka settings (security, ...)
 
     @property
@@ -144,6 +153,8 @@ class KafkaIngestLoop:
         self._next_trim = time.monotonic() + spec.trim_interval_s
         self.batches = 0
         self.records = 0
+        self._last_progress = time.monotonic()
+        self.stalled: str | None = None  # why, while stalled
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> None:
@@ -186,6 +197,9 @@ class KafkaIngestLoop:
             self._commit(records)
             self.batches += 1
             self.records += len(records)
+            self._progressed()
+        elif not records:
+            self._progressed()  # caught up: nothing waits
         self._maybe_trim()
         return len(records)
 
@@ -199,12 +213,15 @@ class KafkaIngestLoop:
                 return True
             except UNAVAILABLE_ERRORS as exc:
                 reason = f"Redis unavailable ({exc})"
+            except REFUSED_WRITE_ERRORS as exc:
+                reason = refused_write_reason(exc)
             except Exception as exc:  # a Redis error reply or a handler bug: retried, never skipped
                 logger.exception("kafka ingest %s: writing a batch of %d failed", self.spec.name, len(records))
                 reason = repr(exc)
             delay = compute_backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
             failures += 1
             logger.warning("kafka ingest %s: %s; retrying the batch in %.1fs", self.spec.name, reason, delay)
+            self._check_stall(len(records), reason)
             if self.stop.wait(delay):
                 logger.info("kafka ingest %s: stopping with a batch unwritten; it will be redelivered", self.spec.name)
                 return False
@@ -246,6 +263,22 @@ class KafkaIngestLoop:
                 del pipe.command_stack[queued:]  # drop whatever the failing call queued
                 rejected.append(Rejected(record, f"handler error: {exc!r}"))
         return rejected
+
+    # -- progress ---------------------------------------------------------------------
+    def _progressed(self) -> None:
+        self._last_progress = time.monotonic()
+        if self.stalled is not None:
+            logger.warning("kafka ingest %s: progressing again (was stalled: %s)", self.spec.name, self.stalled)
+            self.stalled = None
+            consumer_stalled(self.spec.name, None)
+
+    def _check_stall(self, waiting: int, reason: str) -> None:
+        idle = time.monotonic() - self._last_progress
+        if self.stalled is not None or not self.spec.stall_s or idle < self.spec.stall_s:
+            return
+        self.stalled = f"no progress for {idle:.0f}s with {waiting} record(s) waiting: {reason}"
+        logger.error("kafka ingest %s STALLED: %s", self.spec.name, self.stalled)
+        consumer_stalled(self.spec.name, self.stalled)
 
     # -- committing ---------------------------------------------------------------------
     def _commit(self, records: list[KafkaRecord]) -> None:
@@ -301,3 +334,117 @@ class KafkaIngestLoop:
 
 def _describe(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+
+
+# -- consumer lag, read from the broker ------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    group: str
+    committed: int | None  # None: the group has committed nothing on this partition
+    high_watermark: int
+    lag: int  # records the group has not committed yet
+
+
+def group_lag(consumer: Consumer, *, group: str, topic: str, timeout_s: float) -> list[PartitionLag]:
+    """Committed offset vs high watermark of every partition of `topic` for `group`.
+
+    `consumer` must have `group.id` = `group` and must not be subscribed (it then only
+    asks the group coordinator, without joining the group). A partition the group never
+    committed counts from its low watermark (the ingest starts at `earliest`).
+    """
+    metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        return []
+    partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+    committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=timeout_s)}
+    lags = []
+    for tp in partitions:
+        low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+        offset = committed.get(tp.partition, -1)
+        start = offset if offset >= 0 else low
+        lags.append(
+            PartitionLag(topic, tp.partition, group, offset if offset >= 0 else None, high, max(0, high - start))
+        )
+    return lags
+
+
+@dataclass(frozen=True)
+class LagReading:
+    ok: bool  # the broker answered (else `error`, and the last good partitions are not reported)
+    partitions: list[PartitionLag]
+    stalled: dict[int, float]  # partition → seconds its committed offset has not moved while lagging
+    error: str = ""
+
+
+class KafkaLagMonitor:
+    """The ingest's lag for /metrics, read from the broker at most every `cache_s`.
+
+    One metadata-only consumer per process (creating one per scrape costs a connection and
+    a coordinator lookup), each call bounded by `timeout_s` so a broker outage cannot hang
+    a scrape; the last reading (or failure) is served from the cache in between. It also
+    remembers when each partition's committed offset last moved, so a partition that lags
+    without moving for `stall_s` is reported stalled by any web replica that watched it.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group: str,
+        topic: str,
+        timeout_s: float,
+        cache_s: float,
+        stall_s: float,
+        config: dict[str, Any] | None = None,
+    ):
+        self.bootstrap_servers, self.group, self.topic = bootstrap_servers, group, topic
+        self.timeout_s, self.cache_s, self.stall_s = timeout_s, cache_s, stall_s
+        self.config = config or {}
+        self._lock = threading.Lock()
+        self._consumer: Consumer | None = None
+        self._reading: LagReading | None = None
+        self._read_at = 0.0
+        self._moved: dict[int, tuple[int | None, float]] = {}  # partition → (committed, since)
+
+    def read(self) -> LagReading:
+        with self._lock:
+            now = time.monotonic()
+            if self._reading is None or now - self._read_at >= self.cache_s:
+                self._reading = self._read(now)
+                self._read_at = time.monotonic()
+            return self._reading
+
+    def _read(self, now: float) -> LagReading:
+        try:
+            if self._consumer is None:
+                self._consumer = Consumer(
+                    {
+                        "bootstrap.servers": self.bootstrap_servers,
+                        "group.id": self.group,
+                        "enable.auto.commit": False,
+                        "socket.timeout.ms": max(1000, int(self.timeout_s * 1000)),
+                        "logger": logger,
+                        "log_level": 3,  # errors only: an unreachable broker is reported by the metric
+                        **self.config,
+                    }
+                )
+            partitions = group_lag(self._consumer, group=self.group, topic=self.topic, timeout_s=self.timeout_s)
+        except KafkaException as exc:
+            return LagReading(False, [], {}, str(exc))
+        stalled = {}
+        for item in partitions:
+            committed, since = self._moved.get(item.partition, (item.committed, now))
+            if committed != item.committed or not item.lag:
+                since = now
+            self._moved[item.partition] = (item.committed, since)
+            if item.lag and now - since >= self.stall_s:
+                stalled[item.partition] = now - since
+        return LagReading(True, partitions, stalled)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None

@@ -40,3 +40,26 @@ class ProcessedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group}:{self.event_id}"
+
+
+class RedisEpoch(models.Model):
+    """The database's memory of the Redis it works with (one row).
+
+    `epoch` is also written to Redis (`commsplatform:redis-epoch`) when the first consumer
+    group is created. A Redis that lost its data (restarted empty, flushed, failed over to
+    an empty replica) no longer has the marker while this row says it did: that is a loss,
+    counted here (the database survives it) and reported by /metrics, /readyz and the
+    admin streams page. See workers.redis_epoch.
+    """
+
+    epoch = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    losses = models.PositiveIntegerField(default=0)
+    last_loss_at = models.DateTimeField(null=True, blank=True)
+    last_loss_detected_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "Redis epoch"
+
+    def __str__(self) -> str:
+        return self.epoch

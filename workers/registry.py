@@ -171,7 +171,19 @@ EXTERNAL_CONSUMERS: dict[str, str] = {
     "email-retry": "notifications.retry_loop.run",
     # seed 000: Kafka → Redis telemetry ingest
     "kafka-ingest": "telemetry.handlers.run_kafka_ingest",
+    # re-drives from the database what Redis lost (runs RECONCILERS below)
+    "reconciler": "workers.reconcile.run",
 }
+
+# What the reconciler re-drives, in this order: dotted paths of
+# `redrive(*, stuck_for_s: float) -> int` in the apps' services. Each re-publishes, with the
+# original event ids, what moves its entities on after they sat in a non-final state for
+# `stuck_for_s` (settings.RECONCILE_AFTER_S), and returns how many it re-drove.
+RECONCILERS: list[str] = [
+    "orders.services.orders_redrive_stuck",
+    "campaigns.services.campaigns_redrive_stuck",
+    "notifications.services.deliveries_redrive_stuck",
+]
 
 
 def get_consumer(name: str) -> ConsumerSpec:

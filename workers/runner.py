@@ -2,7 +2,9 @@
 
 One `ConsumerLoop` per thread. Each loop:
 1. creates its group (from id 0, so nothing published before the group existed is
-   missed), and again whenever Redis answers NOGROUP (it lost its data);
+   missed), and again whenever Redis answers NOGROUP (it lost its data); each time it
+   checks the Redis epoch marker, so a Redis that lost its data is recorded and
+   reported (workers.redis_epoch), not silently papered over;
 2. first re-reads its own pending entries (a restarted consumer of the same name);
 3. every `claim_every_s`, takes over entries idle for `claim_idle_ms` in other
    consumers' pending lists (`XAUTOCLAIM`: a worker died holding them);
@@ -35,7 +37,7 @@ from typing import TypedDict, cast
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connections, transaction
 from django.utils.module_loading import import_string
 from tenacity import RetryError, Retrying, retry_if_not_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -45,6 +47,7 @@ from .events import Event, MalformedEvent, known_event_types
 from .handling import Outgoing, PermanentError
 from .models import ProcessedEvent
 from .publish import stream_name
+from .redis_epoch import epoch_check
 from .registry import EXTERNAL_CONSUMERS, ConsumerSpec
 from .trimming import remove_idle_consumers, trim_stream
 
@@ -68,6 +71,25 @@ def default_consumer_name(index: int = 0) -> str:
 def heartbeat_path(consumer: str) -> Path:
     """The file `runworker` touches while it runs `consumer` (settings.WORKER_HEARTBEAT_DIR)."""
     return Path(settings.WORKER_HEARTBEAT_DIR) / f"{consumer}.heartbeat"
+
+
+# Consumers of this process whose thread is alive but makes no progress: name → reason.
+_stalled: dict[str, str] = {}
+_stalled_lock = threading.Lock()
+
+
+def consumer_stalled(name: str, reason: str | None) -> None:
+    """A consumer thread reports that it is stalled (`reason`) or no longer (None).
+
+    While it is, its heartbeat file says `stalled: <reason>` instead of being empty, and
+    `manage.py worker_health <name>` fails with that reason: a live thread that retries
+    forever is not healthy (the Kafka ingest reports this when Redis refuses its writes).
+    """
+    with _stalled_lock:
+        if reason is None:
+            _stalled.pop(name, None)
+        else:
+            _stalled[name] = reason
 
 
 class _PendingInfo(TypedDict):
@@ -181,6 +203,10 @@ class ConsumerLoop:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._group_ready = True
+        try:
+            epoch_check(client, detected_by=f"consumer {self.spec.name} ({self.consumer})")
+        except (redis.ResponseError, DatabaseError) as exc:  # the alarm must not stop the consuming
+            logger.warning("consumer %s: cannot check the Redis epoch: %s", self.spec.name, exc)
 
     def _read(self, client: redis.Redis, start: str, block: bool = False) -> list[PendingStreamEntry]:
         """XREADGROUP one batch; `start` "0" re-reads this consumer's own pending list."""
@@ -193,7 +219,13 @@ class ConsumerLoop:
                 block=self.block_ms if block else None,
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # Redis restarted without its data: recreate, reread
+            # Redis lost its data: NOGROUP on the next read, or, for a read blocked when the
+            # stream vanished (FLUSHALL, DEL), "UNBLOCKED the stream key no longer exists"
+            # (Redis 7). Recreate the group (which records the loss) and read again.
+            if "NOGROUP" in str(exc) or str(exc).startswith("UNBLOCKED"):
+                logger.warning(
+                    "consumer %s: group %s is gone from %s; recreating it", self.spec.name, self.group, self.stream
+                )
                 self._group_ready = False
                 self._read_own_pending = True
                 return []
@@ -461,6 +493,7 @@ class Runner:
                 self.loops.append(ConsumerLoop(spec, stop=self.stop, consumer=name, trims=index == 0))
         self.external = [(name, import_string(EXTERNAL_CONSUMERS[name])) for name in external or []]
         self._signals = 0
+        self._reported_stalled: set[str] = set()
 
     def _on_signal(self, signum, frame) -> None:
         self._signals += 1
@@ -477,14 +510,25 @@ class Runner:
 
     def _heartbeat(self) -> None:
         # For container healthchecks (`manage.py worker_health`): the file's mtime says
-        # "this process is running and none of its consumer threads has died".
+        # "this process is running and none of its consumer threads has died"; its text,
+        # when not empty, says why a live consumer is stalled (consumer_stalled).
         directory = getattr(settings, "WORKER_HEARTBEAT_DIR", "")
         if not directory:
             return
+        with _stalled_lock:
+            stalled = dict(_stalled)
         try:
             os.makedirs(directory, exist_ok=True)
             for name in {loop.spec.name for loop in self.loops} | {name for name, _ in self.external}:
-                heartbeat_path(name).touch()
+                path = heartbeat_path(name)
+                if name in stalled:
+                    path.write_text(f"stalled: {stalled[name]}\n")
+                    self._reported_stalled.add(name)
+                elif name in self._reported_stalled:
+                    path.write_text("")
+                    self._reported_stalled.discard(name)
+                else:
+                    path.touch()
         except OSError as exc:
             logger.warning("cannot write the heartbeat in %s: %s", directory, exc)
 

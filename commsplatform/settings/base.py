@@ -412,3 +412,22 @@ if REDIS_URL.startswith("rediss://"):
 # Empty: no heartbeat (the container sets a directory of its own).
 WORKER_HEARTBEAT_DIR = env("WORKER_HEARTBEAT_DIR", default="")
 WORKER_HEARTBEAT_MAX_AGE_S = env.float("WORKER_HEARTBEAT_MAX_AGE_S", default=60.0)
+
+# --- Silent failures made loud (issue 12) ------------------------------------------------
+# A consumer that has had work waiting without making progress for this long is stalled:
+# it logs so at ERROR and `worker_health` fails (the Kafka ingest while Redis refuses its
+# writes); /metrics reports a Kafka partition lagging without commits for as long.
+WORKER_STALL_S = env.float("WORKER_STALL_S", default=120.0)
+# /metrics reads the ingest's lag from the broker: each request bounded by the timeout,
+# the answer (or failure) cached this long per web process. Off: no Kafka in this setup.
+KAFKA_LAG_METRICS = env.bool("KAFKA_LAG_METRICS", default=True)
+KAFKA_LAG_TIMEOUT_S = env.float("KAFKA_LAG_TIMEOUT_S", default=1.0)
+KAFKA_LAG_CACHE_S = env.float("KAFKA_LAG_CACHE_S", default=10.0)
+# After Redis lost its data, /readyz and the admin say so (degraded) for this long.
+REDIS_LOSS_ALARM_S = env.float("REDIS_LOSS_ALARM_S", default=3600.0)
+# The reconciler (`runworker reconciler`): every RECONCILE_INTERVAL_S it re-drives orders
+# and campaigns that sat in a non-final state for RECONCILE_AFTER_S (each at most once per
+# RECONCILE_AFTER_S), from the database, idempotently.
+RECONCILE_AFTER_S = env.float("RECONCILE_AFTER_S", default=300.0)
+RECONCILE_INTERVAL_S = env.float("RECONCILE_INTERVAL_S", default=30.0)
+READINESS_CHECKS += ["commsplatform.health.check_redis_data"]

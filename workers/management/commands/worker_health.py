@@ -4,7 +4,9 @@ Exit 0 when healthy, 1 (with the reason on stderr) otherwise:
 - Redis answers PING;
 - a stream consumer's group exists on its stream (the worker creates it on start);
 - when settings.WORKER_HEARTBEAT_DIR is set, the consumer's heartbeat file (touched by
-  `runworker` while all its threads are alive) is younger than WORKER_HEARTBEAT_MAX_AGE_S;
+  `runworker` while all its threads are alive) is younger than WORKER_HEARTBEAT_MAX_AGE_S
+  and does not say `stalled: …` (a live consumer making no progress, e.g. the Kafka
+  ingest while Redis refuses its writes for WORKER_STALL_S);
 - `--relay` (the outbox relay): Redis and the database answer.
 """
 
@@ -59,4 +61,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no heartbeat at {path}")
             if age > settings.WORKER_HEARTBEAT_MAX_AGE_S:
                 raise CommandError(f"heartbeat is {age:.0f}s old (max {settings.WORKER_HEARTBEAT_MAX_AGE_S:.0f}s)")
+            note = path.read_text(errors="replace").strip()
+            if note:
+                raise CommandError(f"{name}: {note}")
         self.stdout.write(f"ok: {name}")
