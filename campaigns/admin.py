@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from .models import Campaign
 from .services import campaign_cancel, campaign_retry_failed
+from .states import IllegalTransition
 
 
 @admin.register(Campaign)
@@ -64,10 +65,21 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected campaigns")
     def cancel_campaigns(self, request, queryset) -> None:
-        cancelled = sum(campaign_cancel(campaign_id=pk) for pk in queryset.values_list("pk", flat=True))
+        cancelled = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                campaign_cancel(campaign_id=pk)
+                cancelled += 1
+            except IllegalTransition as exc:
+                self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"Cancelled {cancelled} campaign(s).", messages.SUCCESS)
 
     @admin.action(description="Retry only the failed recipients")
     def retry_failed_recipients(self, request, queryset) -> None:
-        retried = sum(campaign_retry_failed(campaign_id=pk) for pk in queryset.values_list("pk", flat=True))
+        retried = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                retried += campaign_retry_failed(campaign_id=pk)
+            except IllegalTransition as exc:
+                self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"Queued {retried} failed recipient(s) again.", messages.SUCCESS)

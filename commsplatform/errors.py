@@ -26,6 +26,14 @@ class ServiceUnavailable(exceptions.APIException):
         self.retry_after = retry_after
 
 
+class Conflict(exceptions.APIException):
+    """The resource's state does not allow the request (e.g. an illegal campaign transition)."""
+
+    status_code = 409
+    default_detail = "The request conflicts with the resource's current state."
+    default_code = "conflict"
+
+
 def error_body(status: int, description: str, errors: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "title": HTTPStatus(status).phrase, "description": description}
     if errors is not None:
