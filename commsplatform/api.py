@@ -1,7 +1,10 @@
 """Small pieces every app's API shares."""
 
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
+
+from .parsers import AnyContentTypeJSONParser
+
+__all__ = ["AnyContentTypeJSONParser", "StrictCharField"]
 
 
 class StrictCharField(serializers.CharField):
@@ -11,10 +14,3 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-class AnyContentTypeJSONParser(JSONParser):
-    """Seed routes parse every body as JSON whatever its Content-Type, as the seeds did
-    (`curl -d '{…}'` sends form-urlencoded)."""
-
-    media_type = "*/*"

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "commsplatform.metrics.RequestMetricsMiddleware",
+    # Outermost but for the metrics: sees every error response, including Django's own.
+    "commsplatform.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's CSS) straight from gunicorn: no separate web server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -237,7 +239,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # orjson, refusing bodies nested deeper than API_JSON_MAX_DEPTH (commsplatform/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["commsplatform.parsers.JSONParser"],
     # JSON only: Swagger UI (/api/docs/) is the browsable API, and one renderer makes
     # content negotiation trivial on the hot paths.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -255,6 +258,10 @@ REST_FRAMEWORK = {
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=64)  # deeper request bodies are a 400
+# Larger bodies are a 413 (commsplatform.middleware); Django's default, made explicit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 
 API_TOKEN_CACHE_S = env.float("API_TOKEN_CACHE_S", default=30.0)
 
