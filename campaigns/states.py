@@ -20,8 +20,6 @@ from .models import Campaign
 
 Status = Campaign.Status
 
-INITIAL_STATUSES = frozenset({Status.DRAFT, Status.QUEUED})
-
 
 @dataclass(frozen=True)
 class Transition:
