@@ -10,6 +10,7 @@ from commsplatform.validators import NoControlCharactersAdminMixin
 
 from .models import TERMINAL_STATUSES, Campaign
 from .services import campaign_cancel, campaign_queue, campaign_retry_failed
+from .states import IllegalTransition
 
 # What is sent: editable while a campaign is a draft, read-only once it may be sending.
 _CONTENT_FIELDS = ["subject", "body", "from_email", "channels"]
@@ -92,24 +93,32 @@ class CampaignAdmin(NoControlCharactersAdminMixin, admin.ModelAdmin):
 
     def send_view(self, request: HttpRequest, campaign_id: int) -> HttpResponseRedirect:
         self._campaign_for_change(request, campaign_id)
-        if campaign_queue(campaign_id=campaign_id):
-            self.message_user(request, "The campaign is queued for sending.", messages.SUCCESS)
+        try:
+            campaign_queue(campaign_id=campaign_id)
+        except IllegalTransition as exc:
+            self.message_user(request, str(exc), messages.WARNING)
         else:
-            self.message_user(request, "Only a draft can be sent.", messages.WARNING)
+            self.message_user(request, "The campaign is queued for sending.", messages.SUCCESS)
         return self._back(campaign_id)
 
     def cancel_view(self, request: HttpRequest, campaign_id: int) -> HttpResponseRedirect:
         self._campaign_for_change(request, campaign_id)
-        if campaign_cancel(campaign_id=campaign_id):
-            self.message_user(request, "The campaign is cancelled; unsent deliveries are cancelled.", messages.SUCCESS)
+        try:
+            campaign_cancel(campaign_id=campaign_id)
+        except IllegalTransition as exc:
+            self.message_user(request, str(exc), messages.WARNING)
         else:
-            self.message_user(request, "The campaign has already finished.", messages.WARNING)
+            self.message_user(request, "The campaign is cancelled; unsent deliveries are cancelled.", messages.SUCCESS)
         return self._back(campaign_id)
 
     def retry_failed_view(self, request: HttpRequest, campaign_id: int) -> HttpResponseRedirect:
         self._campaign_for_change(request, campaign_id)
-        retried = campaign_retry_failed(campaign_id=campaign_id)
-        self.message_user(request, f"Queued {retried} failed recipient(s) again.", messages.SUCCESS)
+        try:
+            retried = campaign_retry_failed(campaign_id=campaign_id)
+        except IllegalTransition as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+        else:
+            self.message_user(request, f"Queued {retried} failed recipient(s) again.", messages.SUCCESS)
         return self._back(campaign_id)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -152,10 +161,21 @@ class CampaignAdmin(NoControlCharactersAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected campaigns")
     def cancel_campaigns(self, request, queryset) -> None:
-        cancelled = sum(campaign_cancel(campaign_id=pk) for pk in queryset.values_list("pk", flat=True))
+        cancelled = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                campaign_cancel(campaign_id=pk)
+                cancelled += 1
+            except IllegalTransition as exc:
+                self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"Cancelled {cancelled} campaign(s).", messages.SUCCESS)
 
     @admin.action(description="Retry only the failed recipients")
     def retry_failed_recipients(self, request, queryset) -> None:
-        retried = sum(campaign_retry_failed(campaign_id=pk) for pk in queryset.values_list("pk", flat=True))
+        retried = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                retried += campaign_retry_failed(campaign_id=pk)
+            except IllegalTransition as exc:
+                self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"Queued {retried} failed recipient(s) again.", messages.SUCCESS)

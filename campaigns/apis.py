@@ -1,12 +1,14 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.authentication import CachedTokenAuthentication
+from commsplatform.errors import Conflict
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
+from commsplatform.schema import ErrorSerializer
 from commsplatform.validators import validate_no_control_characters as no_control_chars
 from notifications.models import Delivery
 
@@ -19,6 +21,7 @@ from .services import (
     campaign_retry_failed,
     campaign_seed_create,
 )
+from .states import IllegalTransition
 from .templating import FIELDS, unknown_fields
 
 
@@ -112,6 +115,9 @@ def _get_or_404(campaign_id: int) -> Campaign:
     return campaign
 
 
+ILLEGAL_TRANSITION = OpenApiResponse(ErrorSerializer, description="The campaign's status does not allow this.")
+
+
 class CampaignDetailApi(APIView):
     """One campaign with its live counters."""
 
@@ -127,11 +133,15 @@ class CampaignSendApi(APIView):
 
     permission_classes = [HasPerm("campaigns.send_campaign")]
 
-    @extend_schema(request=None, responses=CampaignOutputSerializer, operation_id="campaigns_send")
+    @extend_schema(
+        request=None, responses={200: CampaignOutputSerializer, 409: ILLEGAL_TRANSITION}, operation_id="campaigns_send"
+    )
     def post(self, request, campaign_id: int):
         _get_or_404(campaign_id)
-        if not campaign_queue(campaign_id=campaign_id):
-            raise ValidationError({"status": ["Only a draft can be sent."]})
+        try:
+            campaign_queue(campaign_id=campaign_id)
+        except IllegalTransition as exc:
+            raise Conflict(str(exc))
         return Response(CampaignOutputSerializer(_get_or_404(campaign_id)).data)
 
 
@@ -140,11 +150,17 @@ class CampaignCancelApi(APIView):
 
     permission_classes = [HasPerm("campaigns.change_campaign")]
 
-    @extend_schema(request=None, responses=CampaignOutputSerializer, operation_id="campaigns_cancel")
+    @extend_schema(
+        request=None,
+        responses={200: CampaignOutputSerializer, 409: ILLEGAL_TRANSITION},
+        operation_id="campaigns_cancel",
+    )
     def post(self, request, campaign_id: int):
         _get_or_404(campaign_id)
-        if not campaign_cancel(campaign_id=campaign_id):
-            raise ValidationError({"status": ["The campaign has already finished."]})
+        try:
+            campaign_cancel(campaign_id=campaign_id)
+        except IllegalTransition as exc:
+            raise Conflict(str(exc))
         return Response(CampaignOutputSerializer(_get_or_404(campaign_id)).data)
 
 
@@ -156,10 +172,17 @@ class CampaignRetryFailedApi(APIView):
     class OutputSerializer(serializers.Serializer):
         retried = serializers.IntegerField()
 
-    @extend_schema(request=None, responses=OutputSerializer, operation_id="campaigns_retry_failed")
+    @extend_schema(
+        request=None,
+        responses={200: OutputSerializer, 409: ILLEGAL_TRANSITION},
+        operation_id="campaigns_retry_failed",
+    )
     def post(self, request, campaign_id: int):
         _get_or_404(campaign_id)
-        return Response({"retried": campaign_retry_failed(campaign_id=campaign_id)})
+        try:
+            return Response({"retried": campaign_retry_failed(campaign_id=campaign_id)})
+        except IllegalTransition as exc:
+            raise Conflict(str(exc))
 
 
 class SeedCampaignCreateApi(APIView):

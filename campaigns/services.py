@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 
 from users.selectors import recipient_count, recipient_id_chunk
@@ -25,6 +25,16 @@ from workers.publish import publish_on_commit
 
 from .events import CampaignQueued, RecipientBatchSelected
 from .models import Campaign
+from .states import (
+    CANCEL,
+    COMPLETE,
+    COMPLETE_WITH_FAILURES,
+    RETRY_FAILED,
+    SEND,
+    START,
+    IllegalTransition,
+    Transition,
+)
 from .templating import compile_template
 
 logger = logging.getLogger(__name__)
@@ -82,30 +92,47 @@ def campaign_seed_create(*, created_by=None) -> Campaign:
     )
 
 
-@transaction.atomic
-def campaign_queue(*, campaign_id: int) -> bool:
-    """A draft starts sending. Returns False if it was not a draft."""
-    updated = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.DRAFT).update(
-        status=Campaign.Status.QUEUED
-    )
-    if updated:
-        publish_on_commit("campaign", _queued_event(Campaign(pk=campaign_id)))
-    return bool(updated)
+def campaign_transition(*, campaign_id: int, transition: Transition, where: Q | None = None, **changes) -> bool:
+    """The one way a campaign's status changes (campaigns.states has the table).
+
+    One conditional UPDATE: the row changes only if its status is one of the
+    transition's sources (and it matches `where`), so a concurrent transition that
+    committed first is seen, never overwritten. `changes` are other fields set in the
+    same UPDATE. Returns whether the campaign moved.
+    """
+    rows = Campaign.objects.filter(pk=campaign_id, status__in=transition.sources)
+    if where is not None:
+        rows = rows.filter(where)
+    return bool(rows.update(status=transition.target, **changes))
+
+
+def campaign_transition_or_raise(*, campaign_id: int, transition: Transition, **changes) -> None:
+    """`campaign_transition` for a caller's request: IllegalTransition if the status forbids it."""
+    if not campaign_transition(campaign_id=campaign_id, transition=transition, **changes):
+        raise _illegal(campaign_id, transition)
+
+
+def _illegal(campaign_id: int, transition: Transition) -> IllegalTransition:
+    current = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
+    return IllegalTransition(campaign_id=campaign_id, transition=transition, current=current)
 
 
 @transaction.atomic
-def campaign_cancel(*, campaign_id: int) -> bool:
+def campaign_queue(*, campaign_id: int) -> None:
+    """A draft starts sending. Raises IllegalTransition if it is not a draft."""
+    campaign_transition_or_raise(campaign_id=campaign_id, transition=SEND)
+    publish_on_commit("campaign", _queued_event(Campaign(pk=campaign_id)))
+
+
+@transaction.atomic
+def campaign_cancel(*, campaign_id: int) -> None:
     """Stop a campaign. Every stage checks the status per batch, so sending stops within
-    one batch per sender thread; deliveries not yet sent become `cancelled`."""
+    one batch per sender thread; deliveries not yet sent become `cancelled`.
+    Raises IllegalTransition if it has already finished."""
     from notifications.services import deliveries_cancel_unsent
 
-    updated = Campaign.objects.filter(
-        pk=campaign_id,
-        status__in=[Campaign.Status.DRAFT, Campaign.Status.QUEUED, Campaign.Status.SENDING],
-    ).update(status=Campaign.Status.CANCELLED, finished_at=timezone.now())
-    if updated:
-        deliveries_cancel_unsent(campaign_id=campaign_id)
-    return bool(updated)
+    campaign_transition_or_raise(campaign_id=campaign_id, transition=CANCEL, finished_at=timezone.now())
+    deliveries_cancel_unsent(campaign_id=campaign_id)
 
 
 def campaign_fanout(*, campaign_id: int) -> int:
@@ -117,8 +144,9 @@ def campaign_fanout(*, campaign_id: int) -> int:
     router's inbox. Only ids are read, CAMPAIGN_FANOUT_CHUNK at a time.
     """
     channels = Campaign.objects.filter(pk=campaign_id).values_list("channels", flat=True).first() or []
-    started = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.QUEUED).update(
-        status=Campaign.Status.SENDING,
+    started = campaign_transition(
+        campaign_id=campaign_id,
+        transition=START,
         started_at=timezone.now(),
         deliveries_expected=recipient_count() * len(channels),
     )
@@ -184,30 +212,36 @@ def campaign_counters_add(
 
 def campaign_complete_if_done(*, campaign_id: int) -> bool:
     """`sending` → `completed`/`completed_with_failures` once every batch was routed and
-    every delivery reached a final state (a conditional update: no check-then-act)."""
-    return bool(
-        Campaign.objects.filter(
-            pk=campaign_id,
-            status=Campaign.Status.SENDING,
-            fanout_done_at__isnull=False,
-            batches_routed__gte=F("batches_published"),
-            recipients_count__lte=F("sent_count") + F("failed_count") + F("skipped_count"),
-        ).update(
-            status=Case(
-                When(failed_count__gt=0, then=Value(Campaign.Status.COMPLETED_WITH_FAILURES)),
-                default=Value(Campaign.Status.COMPLETED),
-            ),
-            finished_at=timezone.now(),
-        )
+    every delivery reached a final state (conditional updates: no check-then-act)."""
+    done = Q(
+        fanout_done_at__isnull=False,
+        batches_routed__gte=F("batches_published"),
+        recipients_count__lte=F("sent_count") + F("failed_count") + F("skipped_count"),
+    )
+    now = timezone.now()
+    return campaign_transition(
+        campaign_id=campaign_id, transition=COMPLETE, where=done & Q(failed_count=0), finished_at=now
+    ) or campaign_transition(
+        campaign_id=campaign_id,
+        transition=COMPLETE_WITH_FAILURES,
+        where=done & Q(failed_count__gt=0),
+        finished_at=now,
     )
 
 
 @transaction.atomic
 def campaign_retry_failed(*, campaign_id: int) -> int:
-    """Send again to this campaign's failed recipients only; return how many."""
+    """Send again to this campaign's failed recipients only; return how many.
+
+    Raises IllegalTransition unless the campaign is sending or completed with failures
+    (a cancelled or completed campaign is never revived); then nothing changes.
+    """
     from notifications.services import deliveries_retry_failed
 
-    return deliveries_retry_failed(campaign_id=campaign_id)
+    retried = deliveries_retry_failed(campaign_id=campaign_id)
+    if not retried and not Campaign.objects.filter(pk=campaign_id, status__in=RETRY_FAILED.sources).exists():
+        raise _illegal(campaign_id, RETRY_FAILED)
+    return retried
 
 
 def campaigns_redrive_stuck(*, stuck_for_s: float) -> int:

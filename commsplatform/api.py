@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
+
+from .parsers import AnyContentTypeJSONParser
+
+__all__ = ["AnyContentTypeJSONParser", "Route", "StrictCharField", "url_routes"]
 
 
 class StrictCharField(serializers.CharField):
@@ -17,13 +20,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-class AnyContentTypeJSONParser(JSONParser):
-    """Seed routes parse every body as JSON whatever its Content-Type, as the seeds did
-    (`curl -d '{…}'` sends form-urlencoded)."""
-
-    media_type = "*/*"
 
 
 @dataclass(frozen=True)

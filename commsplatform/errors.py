@@ -9,6 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -24,6 +25,14 @@ class ServiceUnavailable(exceptions.APIException):
     def __init__(self, detail: str | None = None, retry_after: int = 5):
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Conflict(exceptions.APIException):
+    """The resource's state does not allow the request (e.g. an illegal campaign transition)."""
+
+    status_code = 409
+    default_detail = "The request conflicts with the resource's current state."
+    default_code = "conflict"
 
 
 def error_body(status: int, description: str, errors: Any = None) -> dict[str, Any]:
@@ -62,6 +71,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
+@csrf_exempt  # a 404 changes nothing; "CSRF cookie not set" only misled token callers
 def json_404(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body(404, f"No resource at {request.path}."), status=404)
 

@@ -41,6 +41,7 @@ ERROR_RESPONSES = {
     "400": "The input is invalid (see `errors`), or the body is not JSON.",
     "404": "No such resource.",
     "405": "The method is not allowed here.",
+    "413": "The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.",
     "415": "The body is not JSON.",
     "429": "Throttled: retry after `Retry-After` seconds.",
     "503": "A backing service (Redis) is unavailable: retry after `Retry-After` seconds.",

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.urls import Resolver404, URLPattern, URLResolver, include, path, re_path
+from django.urls.resolvers import ResolverMatch, RoutePattern
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workers.apis import StreamListApi
@@ -7,6 +8,22 @@ from workers.apis import StreamListApi
 from . import errors
 from .metrics import metrics_view
 from .views import ApiRootApi, healthz, readyz
+
+
+class OptionalTrailingSlashResolver(URLResolver):
+    """Routes that also answer without their trailing slash (`POST /api/v1/users` is
+    `POST /api/v1/users/`), served in place: a redirect would lose a POST's body, and the
+    JSON 404 catch-all refused a token caller's POST with "CSRF cookie not set". The
+    routes, their names and the OpenAPI schema keep the one form with the slash."""
+
+    def resolve(self, path: str) -> ResolverMatch:
+        try:
+            return super().resolve(path)
+        except Resolver404:
+            if path.endswith("/"):
+                raise
+            return super().resolve(path + "/")
+
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
@@ -28,14 +45,15 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/v1/", include(api_v1)),
+    OptionalTrailingSlashResolver(RoutePattern("api/v1/"), api_v1),
     # Seed-compatible routes.
     path("", include("notifications.seed_urls")),
     path("", include("orders.seed_urls")),
     path("", include("users.seed_urls")),
     path("", include("campaigns.seed_urls")),
     path("", include("weather.seed_urls")),
-    # Anything else is a JSON 404, also with DEBUG on (the admin keeps its own pages).
+    # Anything else is a JSON 404 (CSRF-exempt: it changes nothing), also with DEBUG on
+    # (the admin keeps its own pages).
     re_path(r"^(?!admin/|static/).*$", errors.json_404),
 ]
 

@@ -4,6 +4,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.models import Campaign
-from campaigns.services import campaign_complete_if_done, campaign_counters_add
+from campaigns.services import campaign_complete_if_done, campaign_counters_add, campaign_transition
+from campaigns.states import RETRY_FAILED
 from users.models import Recipient
 from workers.events import Event
 from workers.handling import PermanentError
@@ -227,27 +229,30 @@ def deliveries_cancel_unsent(*, campaign_id: int) -> int:
 @transaction.atomic
 def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: list[int] | None = None) -> int:
     """Failed email deliveries (of a campaign, or the given ones) go back to `pending`
-    and are queued again; their campaign's failed counter drops and it is `sending` again."""
+    and are queued again; their campaign's failed counter drops and it is `sending` again
+    (the `retry_failed` transition). Deliveries of a campaign whose status forbids that
+    (cancelled, completed) are left as they are. Returns how many were queued."""
     rows = Delivery.objects.select_for_update().filter(status=Delivery.Status.FAILED, channel=Delivery.Channel.EMAIL)
     if campaign_id is not None:
         rows = rows.filter(campaign_id=campaign_id)
     if delivery_ids is not None:
         rows = rows.filter(pk__in=delivery_ids)
+    # The delivery rows are locked before the campaign row, in the order the senders use.
     found = list(rows.values_list("pk", "campaign_id"))
-    if not found:
+    per_campaign = Counter(cid for _, cid in found if cid is not None)
+    refused = {
+        cid
+        for cid, count in per_campaign.items()
+        if not campaign_transition(
+            campaign_id=cid, transition=RETRY_FAILED, failed_count=F("failed_count") - count, finished_at=None
+        )
+    }
+    ids = [pk for pk, cid in found if cid not in refused]
+    if not ids:
         return 0
-    ids = [pk for pk, _ in found]
     Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.Status.PENDING, attempts=0, next_attempt_at=None, claimed_at=None
     )
-    per_campaign: dict[int, int] = {}
-    for _, cid in found:
-        if cid is not None:
-            per_campaign[cid] = per_campaign.get(cid, 0) + 1
-    for cid, count in per_campaign.items():
-        Campaign.objects.filter(pk=cid).update(
-            failed_count=F("failed_count") - count, status=Campaign.Status.SENDING, finished_at=None
-        )
     publish_on_commit("email", _email_batch_events(ids))
     return len(ids)
 

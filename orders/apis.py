@@ -1,3 +1,5 @@
+import re
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import IsAdminUser
@@ -42,15 +44,26 @@ class OrderPlaceInputSerializer(serializers.Serializer):
     customer_id = IdField()
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII, as Order.idempotency_key stores it
+
+
+def _idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise serializers.ValidationError(
+            {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters."]}, code="invalid"
+        )
+    return key
+
+
 def _place(request) -> tuple[Order, bool]:
+    idempotency_key = _idempotency_key(request)
     serializer = OrderPlaceInputSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     try:
-        return order_place(
-            **serializer.validated_data,
-            user=request.user,
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
-        )
+        return order_place(**serializer.validated_data, user=request.user, idempotency_key=idempotency_key)
     except OrderInvalid as exc:
         raise serializers.ValidationError(exc.errors)
     except IdempotencyKeyReused as exc:
@@ -107,7 +120,8 @@ class OrderListApi(APIView):
                 "Idempotency-Key",
                 str,
                 location=OpenApiParameter.HEADER,
-                description="same key + same body → the same order (200); same key + another body → 422",
+                description="same key + same body → the same order (200); same key + another body → 422; "
+                "1 to 255 printable ASCII characters",
             )
         ],
         responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "commsplatform.metrics.RequestMetricsMiddleware",
+    # Outermost but for the metrics: sees every error response, including Django's own.
+    "commsplatform.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's CSS) straight from gunicorn: no separate web server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -293,7 +295,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # orjson, refusing bodies nested deeper than API_JSON_MAX_DEPTH (commsplatform/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["commsplatform.parsers.JSONParser"],
     # JSON only: Swagger UI (/api/docs/) is the browsable API, and one renderer makes
     # content negotiation trivial on the hot paths.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -319,11 +322,13 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
-# The largest request body read (Django's default); nginx's client_max_body_size is the same
-# value (docker/nginx.conf.template), so the proxy refuses exactly the bodies Django would.
+# The largest request body read (Django's default, made explicit): larger bodies are a 413
+# (commsplatform.middleware), and nginx's client_max_body_size is the same value
+# (docker/nginx.conf.template), so the proxy refuses exactly the bodies Django would.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
     "DATA_UPLOAD_MAX_MEMORY_SIZE", default=global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 )
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=64)  # deeper request bodies are a 400
 
 API_TOKEN_CACHE_S = env.float("API_TOKEN_CACHE_S", default=30.0)
 # Failed token checks per client address (commsplatform.authentication): this many within

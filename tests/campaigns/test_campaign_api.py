@@ -131,7 +131,7 @@ def test_cancel_a_queued_campaign(api_client):
     again = api_client.post(f"/api/v1/campaigns/{created['id']}/cancel/")
 
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    assert again.status_code == 400
+    assert again.status_code == 409
 
 
 def test_seed_email_send(api_client, smtp_server):

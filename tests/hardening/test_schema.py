@@ -58,8 +58,8 @@ def test_a_csrf_refusal_is_the_json_error_shape_not_an_html_page(django_user_mod
     user = django_user_model.objects.create_user(username="bob", password="x")
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    # when: it posts to a plain Django route (the JSON 404 catch-all)
-    response = client.post("/api/v1/campaigns/null/cancel/", {})
+    # when: it posts to a plain Django route (the admin's)
+    response = client.post("/admin/logout/", {})
     # then
     assert response.status_code == 403
     assert response["Content-Type"] == "application/json"

@@ -1,0 +1,55 @@
+"""The campaign state machine: the one table of allowed status changes.
+
+Every status change goes through `campaigns.services.campaign_transition`, which applies
+a transition as one conditional UPDATE (`status IN sources`), so of two concurrent
+transitions from the same state only those still allowed after the other committed take
+effect (PostgreSQL re-checks the WHERE clause on the row the other one wrote).
+
+    draft ──send──▶ queued ──start──▶ sending ──complete──▶ completed
+      │               │                 │  ▲ └─complete_with_failures─▶ completed_with_failures
+      └────cancel─────┴──────cancel─────┘  └────────────retry_failed──────────────┘
+                                 ▼
+                             cancelled
+
+A campaign is created `draft` or `queued`; `completed` and `cancelled` are final.
+"""
+
+from dataclasses import dataclass
+
+from .models import Campaign
+
+Status = Campaign.Status
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[str]
+    target: str
+
+
+SEND = Transition("send", frozenset({Status.DRAFT}), Status.QUEUED)
+START = Transition("start", frozenset({Status.QUEUED}), Status.SENDING)
+COMPLETE = Transition("complete", frozenset({Status.SENDING}), Status.COMPLETED)
+COMPLETE_WITH_FAILURES = Transition(
+    "complete_with_failures", frozenset({Status.SENDING}), Status.COMPLETED_WITH_FAILURES
+)
+CANCEL = Transition("cancel", frozenset({Status.DRAFT, Status.QUEUED, Status.SENDING}), Status.CANCELLED)
+# Failed recipients are sent again while the campaign sends, or after it finished with failures.
+RETRY_FAILED = Transition("retry_failed", frozenset({Status.SENDING, Status.COMPLETED_WITH_FAILURES}), Status.SENDING)
+
+TRANSITIONS = (SEND, START, COMPLETE, COMPLETE_WITH_FAILURES, CANCEL, RETRY_FAILED)
+
+
+class IllegalTransition(Exception):
+    """The campaign's status does not allow this transition (the API answers 409)."""
+
+    def __init__(self, *, campaign_id: int, transition: Transition, current: str | None) -> None:
+        self.campaign_id = campaign_id
+        self.transition = transition
+        self.current = current
+        allowed = ", ".join(sorted(transition.sources))
+        super().__init__(
+            f"Campaign {campaign_id} is {current}: '{transition.name.replace('_', '-')}' is allowed only "
+            f"when it is {allowed}."
+        )
