@@ -297,7 +297,9 @@ class ConsumerLoop:
     def _trim(self) -> None:
         try:
             trim_stream(self.stream)
-            remove_idle_consumers(self.stream, self.group)
+            # Every live loop runs XAUTOCLAIM each claim_every_s, which resets its idle
+            # time (an empty XREADGROUP does not): a consumer idle ten times as long is gone.
+            remove_idle_consumers(self.stream, self.group, idle_ms=int(10_000 * self.claim_every_s))
         except redis.ResponseError as exc:
             logger.warning("trim of %s failed: %s", self.stream, exc)
 

@@ -145,12 +145,35 @@ def trim_stream(stream: str, *, cap: int | None = None, retention_ms: int | None
     return TrimResult(stream, removed, cap_removed, cap_dropped, point)
 
 
-def remove_idle_consumers(stream: str, group: str, *, idle_ms: int = 3_600_000) -> list[str]:
-    """Forget consumers (dead worker processes) idle for long with nothing pending."""
+# Check and delete in one script: XGROUP DELCONSUMER drops the consumer's pending entries,
+# so no read or claim may give it one between the check and the delete.
+_REMOVE_CONSUMERS_SCRIPT = """
+local removed = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  if info['pending'] == 0 and info['idle'] > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(removed, info['name'])
+  end
+end
+return removed
+"""
+
+
+def remove_idle_consumers(stream: str, group: str, *, idle_ms: int) -> list[str]:
+    """Forget the consumers of `group` (dead worker processes) idle for more than
+    `idle_ms` with nothing pending, atomically; return their names.
+
+    A consumer's idle time is reset when it is delivered entries and by each XAUTOCLAIM
+    it runs, even one that claims nothing (not by an empty XREADGROUP, on Redis 6.2 and
+    7.0); a consumer with pending entries is kept until they are claimed. Removing a live
+    consumer by mistake costs nothing: it had nothing pending, and its next read or claim
+    creates it again.
+    """
     client = get_redis()
-    removed = []
-    for consumer in client.xinfo_consumers(stream, group):
-        if consumer["pending"] == 0 and consumer["idle"] > idle_ms:
-            client.xgroup_delconsumer(stream, group, consumer["name"])
-            removed.append(consumer["name"])
+    script = client.register_script(_REMOVE_CONSUMERS_SCRIPT)
+    removed = cast(list[str], script(keys=[stream], args=[group, idle_ms]))
+    if removed:
+        logger.info("group %s of %s: removed %d gone consumers: %s", group, stream, len(removed), ", ".join(removed))
     return removed

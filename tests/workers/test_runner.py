@@ -21,7 +21,9 @@ STREAM = "test-stream"
 GROUP = "test-group"
 
 
-def make_loop(handler: str, *, batch: bool = False, inbox: bool = True, consumer: str = "c1", **kwargs) -> ConsumerLoop:
+def make_loop(
+    handler: str, *, batch: bool = False, inbox: bool = True, consumer: str = "c1", trims: bool = False, **kwargs
+) -> ConsumerLoop:
     spec = ConsumerSpec(
         name=f"test-{handler.rsplit('.', 1)[-1]}",
         stream=STREAM,
@@ -32,7 +34,7 @@ def make_loop(handler: str, *, batch: bool = False, inbox: bool = True, consumer
         max_deliveries=kwargs.pop("max_deliveries", 3),
         claim_idle_ms=kwargs.pop("claim_idle_ms", 100),
     )
-    return ConsumerLoop(spec, stop=threading.Event(), consumer=consumer, trims=False, block_ms=50, **kwargs)
+    return ConsumerLoop(spec, stop=threading.Event(), consumer=consumer, trims=trims, block_ms=50, **kwargs)
 
 
 def group_event(name: str, **extra) -> Event:
@@ -200,6 +202,21 @@ def test_a_consumer_restarted_under_its_name_counts_its_pending_entries_for_real
     assert (dead["dlq_entry_id"], dead["dlq_attempts"]) == (entry_id, "4")
     assert not Group.objects.exists()
     assert client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_the_trimming_loop_removes_consumers_of_dead_workers(settings, redis_client):
+    # given: a consumer of a worker that is gone, idle ten claim intervals with nothing pending
+    settings.WORKER_TRIM_INTERVAL_S = 0
+    loop = make_loop("create_group", consumer="alive", trims=True, claim_every_s=0.05)
+    loop._ensure_group(redis_client)
+    [entry_id] = publish_many(STREAM, [group_event("old")])
+    redis_client.xreadgroup(GROUP, "dead-pid-1", {STREAM: ">"}, count=10)
+    redis_client.xack(STREAM, GROUP, entry_id)
+    wait_until(lambda: redis_client.xinfo_consumers(STREAM, GROUP)[0]["idle"] > 500)
+    # when
+    loop.run_once()
+    # then: only the live consumer is left
+    assert [c["name"] for c in redis_client.xinfo_consumers(STREAM, GROUP)] == ["alive"]
 
 
 def test_a_lost_group_is_recreated_and_nothing_published_meanwhile_is_missed(redis_client):
