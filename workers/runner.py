@@ -7,7 +7,11 @@ One `ConsumerLoop` per thread. Each loop:
    reported (workers.redis_epoch), not silently papered over;
 2. first re-reads its own pending entries (a restarted consumer of the same name);
 3. every `claim_every_s`, takes over entries idle for `claim_idle_ms` in other
-   consumers' pending lists (`XAUTOCLAIM`: a worker died holding them);
+   consumers' pending lists (`XAUTOCLAIM`: a worker died holding them). Entries of
+   steps 2 and 3 were left by a crash, perhaps caused by one of them (a poison entry
+   that kills or hangs the process), so they are taken one at a time, each counted with
+   its real delivery count (XPENDING): only the entry being handled is counted again, and
+   a poison entry reaches `max_deliveries` and the dead-letter stream on its own;
 4. reads new entries with `XREADGROUP ... COUNT batch_size BLOCK block_ms`;
 5. runs the handler; transient failures are retried in place with capped exponential
    backoff and full jitter; a `PermanentError`, an undecodable entry, or an entry whose
@@ -176,8 +180,7 @@ class ConsumerLoop:
         self._ensure_group(client)
         handled = 0
         if self._read_own_pending:
-            # Entries this consumer name held before a restart: at least their 2nd delivery.
-            handled += self._handle_entries(client, self._read(client, "0"), default_count=2)
+            handled += self._recover_own_pending(client)
             self._read_own_pending = False
         now = time.monotonic()
         if now >= self._next_claim:
@@ -208,14 +211,17 @@ class ConsumerLoop:
         except (redis.ResponseError, DatabaseError) as exc:  # the alarm must not stop the consuming
             logger.warning("consumer %s: cannot check the Redis epoch: %s", self.spec.name, exc)
 
-    def _read(self, client: redis.Redis, start: str, block: bool = False) -> list[PendingStreamEntry]:
-        """XREADGROUP one batch; `start` "0" re-reads this consumer's own pending list."""
+    def _read(
+        self, client: redis.Redis, start: str, block: bool = False, count: int | None = None
+    ) -> list[PendingStreamEntry]:
+        """XREADGROUP one batch; a `start` id other than ">" re-reads this consumer's own
+        pending entries after it (which counts each one as delivered once more)."""
         try:
             response = client.xreadgroup(
                 self.group,
                 self.consumer,
                 {self.stream: start},
-                count=self.spec.batch_size,
+                count=count or self.spec.batch_size,
                 block=self.block_ms if block else None,
             )
         except redis.ResponseError as exc:
@@ -234,18 +240,26 @@ class ConsumerLoop:
             return []
         return list(cast(XReadGroupReply, response)[0][1])  # the stub's union covers RESP3 and bytes replies
 
-    def _claim(self, client: redis.Redis) -> int:
+    def _recover_own_pending(self, client: redis.Redis) -> int:
+        """Handle the entries this consumer name held when its process died, one at a time."""
         handled = 0
+        cursor = "0"
+        while not self.stop.is_set():
+            entries = self._read(client, cursor, count=1)
+            if not entries:
+                break
+            cursor = entries[0][0]
+            handled += self._handle_entries(client, entries, delivery_counts=self._delivery_counts(client, entries))
+        return handled
+
+    def _claim(self, client: redis.Redis) -> int:
+        """Take over other consumers' entries idle for `claim_idle_ms`, one at a time."""
+        handled = reclaimed = 0
         start = "0-0"
         while not self.stop.is_set():
             try:
                 start, entries, *_ = client.xautoclaim(
-                    self.stream,
-                    self.group,
-                    self.consumer,
-                    self.claim_idle_ms,
-                    start_id=start,
-                    count=self.spec.batch_size,
+                    self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=1
                 )
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
@@ -258,21 +272,30 @@ class ConsumerLoop:
                 entries = [entry for entry in entries if entry[0] is not None]
                 self._ack_trimmed_pending(client)
             if entries:
-                ids = [entry_id for entry_id, _ in entries]
-                pending = cast(
-                    list[_PendingInfo],  # the stub types each value bytes | str | int
-                    client.xpending_range(
-                        self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2, consumername=self.consumer
-                    ),
-                )
-                deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
-                logger.info("consumer %s reclaimed %d idle entries", self.spec.name, len(entries))
+                reclaimed += len(entries)
                 handled += self._handle_entries(
-                    client, entries, delivery_counts=deliveries, default_count=2, reclaimed=len(entries)
+                    client, entries, delivery_counts=self._delivery_counts(client, entries), reclaimed=len(entries)
                 )
             if start == "0-0":
                 break
+        if reclaimed:
+            logger.info("consumer %s reclaimed %d idle entries", self.spec.name, reclaimed)
         return handled
+
+    def _delivery_counts(self, client: redis.Redis, entries: list[PendingStreamEntry]) -> dict[str, int]:
+        """How often Redis has delivered each of `entries` that this consumer holds, this
+        delivery included (XPENDING's times_delivered). An entry missing from the answer
+        was claimed by another consumer meanwhile and is left to it."""
+        counts = {}
+        for entry_id, _ in entries:
+            for info in cast(
+                list[_PendingInfo],  # the stub types each value bytes | str | int
+                client.xpending_range(
+                    self.stream, self.group, min=entry_id, max=entry_id, count=1, consumername=self.consumer
+                ),
+            ):
+                counts[info["message_id"]] = info["times_delivered"]
+        return counts
 
     def _ack_trimmed_pending(self, client: redis.Redis) -> None:
         """Ack this consumer's pending entries that no longer exist in the stream."""
@@ -290,7 +313,9 @@ class ConsumerLoop:
     def _trim(self) -> None:
         try:
             trim_stream(self.stream)
-            remove_idle_consumers(self.stream, self.group)
+            # Every live loop runs XAUTOCLAIM each claim_every_s, which resets its idle
+            # time (an empty XREADGROUP does not): a consumer idle ten times as long is gone.
+            remove_idle_consumers(self.stream, self.group, idle_ms=int(10_000 * self.claim_every_s))
         except redis.ResponseError as exc:
             logger.warning("trim of %s failed: %s", self.stream, exc)
 
@@ -301,9 +326,10 @@ class ConsumerLoop:
         entries: list[PendingStreamEntry],
         *,
         delivery_counts: dict[str, int] | None = None,
-        default_count: int = 1,
         reclaimed: int = 0,
     ) -> int:
+        """Handle entries and ack them; without `delivery_counts` they are first deliveries
+        (read with ">"), with it an entry missing from it is no longer ours and skipped."""
         if not entries:
             return 0
         outcome = _Outcome()
@@ -312,7 +338,9 @@ class ConsumerLoop:
             if not fields:  # deleted (trimmed) while pending
                 outcome.ack.append(entry_id)
                 continue
-            count = (delivery_counts or {}).get(entry_id, default_count)
+            count = 1 if delivery_counts is None else delivery_counts.get(entry_id)
+            if count is None:
+                continue
             try:
                 event = Event.from_fields(fields, stream_id=entry_id, deliveries=count)
             except MalformedEvent as exc:

