@@ -139,6 +139,9 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "commsplatform.authentication.client_ip"
 AXES_LOCKOUT_CALLABLE = "commsplatform.authentication.login_lockout_response"
+# No banner at every start-up (every manage.py command would print it on stderr); lockouts
+# are still logged as warnings.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -55,3 +55,11 @@ def answer(events: list[Event]) -> list[Outgoing]:
 def create_group_of_its_type(event: Event) -> None:
     """create_group, declaring the one type it takes."""
     create_group(event)
+
+
+def created_groups() -> list[str]:
+    """Names of the Groups these handlers created, sorted (the role groups the roles
+    migration creates are not theirs)."""
+    from commsplatform.roles import ROLES
+
+    return sorted(Group.objects.exclude(name__in=ROLES).values_list("name", flat=True))

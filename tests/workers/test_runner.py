@@ -5,9 +5,9 @@ import threading
 import uuid
 
 import pytest
-from django.contrib.auth.models import Group
 
 from tests.helpers import wait_until
+from tests.workers.handlers import created_groups
 from workers.events import Event
 from workers.metrics import consumer_counters
 from workers.models import ProcessedEvent
@@ -58,7 +58,7 @@ def test_handled_events_are_acked_and_counted(settings, redis_client):
     # when
     drain(loop)
     # then
-    assert sorted(Group.objects.values_list("name", flat=True)) == ["a", "b"]
+    assert created_groups() == ["a", "b"]
     assert pending(redis_client) == 0
     assert redis_client.xlen(f"{STREAM}:dlq") == 0
     assert consumer_counters(loop.spec.name)["processed"] == 2
@@ -72,7 +72,7 @@ def test_a_handler_failing_once_is_retried_and_succeeds(settings, redis_client):
 
     drain(loop)
 
-    assert list(Group.objects.values_list("name", flat=True)) == ["retried"]
+    assert created_groups() == ["retried"]
     assert redis_client.get(f"calls:{event.id}") == "2"
     assert redis_client.xlen(f"{STREAM}:dlq") == 0
     assert pending(redis_client) == 0
@@ -120,7 +120,7 @@ def test_an_entry_that_is_not_an_event_is_dead_lettered(redis_client):
     [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
     assert dead["hello"] == "world"
     assert dead["dlq_error"].startswith("MalformedEvent")
-    assert list(Group.objects.values_list("name", flat=True)) == ["fine"]
+    assert created_groups() == ["fine"]
     assert pending(redis_client) == 0
 
 
@@ -130,7 +130,7 @@ def test_one_bad_event_in_a_batch_does_not_sink_the_others(redis_client):
 
     drain(loop)
 
-    assert sorted(Group.objects.values_list("name", flat=True)) == ["one", "three"]
+    assert created_groups() == ["one", "three"]
     [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
     assert dead["dlq_error"] == "PermanentError: poison event two"
     assert pending(redis_client) == 0
@@ -161,7 +161,7 @@ def test_a_redelivered_event_is_applied_once(redis_client):
     # when
     drain(loop)
     # then: the handler ran once; the second copy was recognised in the inbox and acked
-    assert list(Group.objects.values_list("name", flat=True)) == ["once"]
+    assert created_groups() == ["once"]
     assert redis_client.get(f"calls:{event.id}") == "1"
     assert ProcessedEvent.objects.filter(group=GROUP, event_id=uuid.UUID(event.id)).count() == 1
     assert consumer_counters(loop.spec.name)["duplicates"] == 1
@@ -181,7 +181,7 @@ def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis_client):
     )
     drain(loop)
     # then
-    assert sorted(Group.objects.values_list("name", flat=True)) == ["x", "y"]
+    assert created_groups() == ["x", "y"]
     assert pending(redis_client) == 0
     assert consumer_counters(loop.spec.name)["reclaimed"] == 2
 
@@ -200,7 +200,7 @@ def test_a_consumer_restarted_under_its_name_counts_its_pending_entries_for_real
     # then: the fourth delivery goes to the dead-letter stream; the handler never ran
     [(_, dead)] = client.xrange(f"{STREAM}:dlq")
     assert (dead["dlq_entry_id"], dead["dlq_attempts"]) == (entry_id, "4")
-    assert not Group.objects.exists()
+    assert not created_groups()
     assert client.xpending(STREAM, GROUP)["pending"] == 0
 
 
@@ -228,7 +228,7 @@ def test_a_lost_group_is_recreated_and_nothing_published_meanwhile_is_missed(red
     publish(STREAM, group_event("after"))
     drain(loop, rounds=3)
     # then: the recreated group starts at 0; "before" is recognised by the inbox
-    assert sorted(Group.objects.values_list("name", flat=True)) == ["after", "before"]
+    assert created_groups() == ["after", "before"]
     assert pending(redis_client) == 0
 
 
@@ -258,5 +258,5 @@ def test_a_pending_entry_trimmed_away_is_acked_not_fatal(redis_of_each_version):
     # when
     drain(loop)
     # then: the surviving entry is handled and nothing stays pending
-    assert list(Group.objects.values_list("name", flat=True)) == ["kept"]
+    assert created_groups() == ["kept"]
     assert client.xpending(STREAM, GROUP)["pending"] == 0
