@@ -5,15 +5,19 @@ import json
 import subprocess
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from campaigns.models import Campaign
 from commsplatform.devservers import free_port
 from tests.helpers import REPO_ROOT, wait_until
 from tests.sysdeps import require_program
+from workers.models import OutboxEvent
 from workers.registry import CONSUMERS
 
 PROMETHEUS_DIR = REPO_ROOT / "docker" / "prometheus"
@@ -168,3 +172,36 @@ def test_a_real_prometheus_scrapes_the_lag_pending_entries_and_dead_letters_of_a
     assert prometheus.value('consumer_last_heartbeat_timestamp_seconds{consumer="email-sender"}') is not None
     assert prometheus.value("redis_writable") == "1"
     assert prometheus.query('ALERTS{alertstate="firing"}') == []
+
+
+@pytest.mark.django_db
+def test_the_gauges_the_rules_read_report_the_outbox_campaigns_orders_and_a_redis_refusing_writes(
+    anon_client, own_redis_server, settings
+):
+    # given two outbox rows, a campaign being sent, and a Redis out of memory under noeviction
+    settings.KAFKA_LAG_METRICS = False
+    for _ in range(2):
+        OutboxEvent.objects.create(stream="orders", event_id=uuid.uuid4(), fields={"type": "t"})
+    campaign = Campaign.objects.create(
+        name="Campaign QWERT", subject="s", body="b", from_email="test@test.com", status="sending", sent_count=7
+    )
+    client = own_redis_server.client()
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")
+
+    # when /metrics is scraped
+    body = anon_client.get("/metrics").content.decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+    # then
+    assert samples[("redis_up", ())] == 1.0
+    assert samples[("redis_writable", ())] == 0.0
+    assert samples[("outbox_pending_events", ())] == 2.0
+    assert samples[("outbox_oldest_event_age_seconds", ())] >= 0.0
+    assert samples[("campaign_sent_total", (("campaign", str(campaign.pk)),))] == 7.0
+    assert samples[("campaigns_by_status", (("status", "sending"),))] == 1.0
+    assert samples[("orders_by_status", (("status", "pending"),))] == 0.0
