@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench.weather",
     "bench.orders_saga",
     "bench.kafka_ingest",
+    "bench.metrics_scrape",
 ]
 
 

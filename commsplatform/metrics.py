@@ -9,6 +9,10 @@ import logging
 import os
 import time
 
+import redis
+from django.apps import apps
+from django.db import DatabaseError
+from django.db.models import Count, Min
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from django.urls.resolvers import RegexPattern
@@ -16,10 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from workers.connection import UNAVAILABLE_ERRORS
+from commsplatform.health import WRITE_PROBE_KEY
+from workers.connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, get_redis
 from workers.metrics import CONSUMER_COUNTERS, STREAM_COUNTERS, consumer_counters, stream_counters
-from workers.registry import all_names
-from workers.stats import all_stream_stats
+from workers.registry import CONSUMERS, all_names
+from workers.stats import StreamStats, all_stream_stats
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +91,11 @@ class StreamCollector(Collector):
         stream_counter = {
             name: CounterMetricFamily(f"stream_{name}", f"Stream {name}", labels=["stream"]) for name in STREAM_COUNTERS
         }
+        writable = GaugeMetricFamily("redis_writable", "1 when Redis took the scrape's write probe (as /readyz)")
+        oldest = heartbeat = None
         try:
-            for item in all_stream_stats():
+            stats = all_stream_stats()
+            for item in stats:
                 length.add_metric([item.stream], item.length)
                 dead.add_metric([item.stream], item.dead_letters)
                 for group in item.groups:
@@ -99,11 +107,117 @@ class StreamCollector(Collector):
             for consumer_name in all_names():
                 for name, value in consumer_counters(consumer_name).items():
                     consumer[name].add_metric([consumer_name], value)
+            oldest, heartbeat = _group_liveness(stats)
+            writable.add_metric([], _redis_writable())
             up.add_metric([], 1)
         except UNAVAILABLE_ERRORS as exc:
             logger.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
-        yield from (length, dead, pending, lag, up, *consumer.values(), *stream_counter.values())
+            writable.add_metric([], 0)
+        yield from (length, dead, pending, lag, up, writable, *consumer.values(), *stream_counter.values())
+        if oldest is not None and heartbeat is not None:
+            yield from (oldest, heartbeat)
+
+
+def _group_liveness(stats: list[StreamStats]) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    """The age of each group's oldest un-acked entry (XPENDING's smallest id is a
+    millisecond timestamp), and each registered consumer's last heartbeat: the last time
+    any of its processes polled its group (XINFO CONSUMERS `idle` is reset by every
+    XREADGROUP, blocking ones included), so a worker whose loop died or hangs stops it.
+    One pipelined round trip for every group."""
+    oldest = GaugeMetricFamily(
+        "stream_group_oldest_pending_age_seconds",
+        "Age of the oldest delivered, un-acked entry (0: none pending)",
+        labels=["stream", "group"],
+    )
+    heartbeat = GaugeMetricFamily(
+        "consumer_last_heartbeat_timestamp_seconds",
+        "When a process of the consumer last read its group (XINFO CONSUMERS idle)",
+        labels=["consumer"],
+    )
+    groups = [(item.stream, group.name) for item in stats for group in item.groups]
+    if not groups:
+        return oldest, heartbeat
+    pipe = get_redis().pipeline(transaction=False)
+    for stream, group in groups:
+        pipe.xpending(stream, group)
+        pipe.xinfo_consumers(stream, group)
+    replies = pipe.execute(raise_on_error=False)
+    now = time.time()
+    last_seen: dict[tuple[str, str], float] = {}
+    for index, (stream, group) in enumerate(groups):
+        summary, consumers = replies[2 * index], replies[2 * index + 1]
+        if isinstance(summary, Exception) or isinstance(consumers, Exception):
+            continue  # the group went away between the two reads
+        age = 0.0
+        if summary["pending"] and summary["min"]:
+            age = max(0.0, now - int(summary["min"].split("-")[0]) / 1000)
+        oldest.add_metric([stream, group], age)
+        if consumers:
+            last_seen[(stream, group)] = now - min(c["idle"] for c in consumers) / 1000
+    for name, spec in CONSUMERS.items():
+        seen = last_seen.get((spec.stream_name, spec.group_name))
+        if seen is not None:
+            heartbeat.add_metric([name], seen)
+    return oldest, heartbeat
+
+
+def _redis_writable() -> int:
+    """The readiness probe's write (commsplatform.health.check_redis): an out-of-memory
+    (`noeviction`) or read-only Redis answers PING but refuses every XADD."""
+    try:
+        get_redis().set(WRITE_PROBE_KEY, "1", px=10_000)
+    except REFUSED_WRITE_ERRORS:
+        return 0
+    except redis.ResponseError:  # e.g. NOPERM
+        return 0
+    return 1
+
+
+class DatabaseCollector(Collector):
+    """Figures the database holds: the outbox backlog, the campaigns being sent and the
+    saga's outcomes. A few aggregate queries on indexed columns per scrape."""
+
+    def collect(self):
+        outbox = GaugeMetricFamily("outbox_pending_events", "Outbox rows not sent to Redis yet")
+        outbox_age = GaugeMetricFamily("outbox_oldest_event_age_seconds", "Age of the oldest outbox row (0: none)")
+        campaigns = GaugeMetricFamily("campaigns_by_status", "Campaigns in each status", labels=["status"])
+        orders = GaugeMetricFamily("orders_by_status", "Orders in each saga status", labels=["status"])
+        deliveries = {
+            outcome: CounterMetricFamily(
+                f"campaign_{outcome}", f"Deliveries {outcome} of a campaign being sent", labels=["campaign"]
+            )
+            for outcome in ("sent", "failed", "skipped")
+        }
+        expected = GaugeMetricFamily(
+            "campaign_deliveries_expected", "Deliveries a campaign being sent will make", labels=["campaign"]
+        )
+        try:
+            backlog = apps.get_model("workers", "OutboxEvent").objects.aggregate(
+                count=Count("id"), oldest=Min("created_at")
+            )
+            campaign_model = apps.get_model("campaigns", "Campaign")
+            by_status = dict(campaign_model.objects.values_list("status").annotate(n=Count("id")).order_by())
+            sending = list(campaign_model.objects.filter(status=campaign_model.Status.SENDING))
+            order_model = apps.get_model("orders", "Order")
+            order_statuses = dict(order_model.objects.values_list("status").annotate(n=Count("id")).order_by())
+        except DatabaseError as exc:
+            logger.warning("metrics: database unavailable: %s", exc)
+            return
+        outbox.add_metric([], backlog["count"])
+        oldest = backlog["oldest"]
+        outbox_age.add_metric([], max(0.0, time.time() - oldest.timestamp()) if oldest else 0.0)
+        for status in campaign_model.Status.values:
+            campaigns.add_metric([status], by_status.get(status, 0))
+        for status in order_model.Status.values:
+            orders.add_metric([status], order_statuses.get(status, 0))
+        for campaign in sending:
+            label = [str(campaign.pk)]
+            deliveries["sent"].add_metric(label, campaign.sent_count)
+            deliveries["failed"].add_metric(label, campaign.failed_count)
+            deliveries["skipped"].add_metric(label, campaign.skipped_count)
+            expected.add_metric(label, campaign.progress_total)
+        yield from (outbox, outbox_age, campaigns, orders, *deliveries.values(), expected)
 
 
 def _registry() -> CollectorRegistry:
@@ -118,7 +232,7 @@ def _registry() -> CollectorRegistry:
 
 # Extra collectors (apps register theirs, e.g. the weather circuit breaker) are added to
 # the registry served by /metrics.
-EXTRA_COLLECTORS: list[Collector] = [StreamCollector()]
+EXTRA_COLLECTORS: list[Collector] = [StreamCollector(), DatabaseCollector()]
 
 
 def metrics_view(request) -> HttpResponse:
