@@ -14,11 +14,12 @@ EVENT_TYPES = (CAMPAIGN_QUEUED, RECIPIENT_BATCH_SELECTED)
 class CampaignQueued:
     campaign_id: int
     name: str
-    attempt: int = 0  # a campaign queued again (retry of its failures) is a new event
 
     def event(self) -> Event:
+        """Keyed by the campaign: a re-drive publishes it with the same id. (The `:0` keeps
+        the ids of entries and inbox rows written before the key lost its attempt part.)"""
         return Event.keyed(
-            CAMPAIGN_QUEUED, f"{self.campaign_id}:{self.attempt}", {"campaign_id": self.campaign_id, "name": self.name}
+            CAMPAIGN_QUEUED, f"{self.campaign_id}:0", {"campaign_id": self.campaign_id, "name": self.name}
         )
 
     @classmethod

@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 _SEED_NAME_ALPHABET = string.ascii_uppercase + string.digits
 
 
-def _queued_event(campaign: Campaign, *, attempt: int = 0) -> Event:
-    return CampaignQueued(campaign_id=campaign.pk, name=campaign.name, attempt=attempt).event()
+def _queued_event(campaign: Campaign) -> Event:
+    return CampaignQueued(campaign_id=campaign.pk, name=campaign.name).event()
 
 
 @transaction.atomic

@@ -39,7 +39,6 @@ and then at most its chunk's already-sent rows are sent again, still counted onc
 
 import logging
 import quopri
-import random
 import re
 import smtplib
 import threading
@@ -62,6 +61,7 @@ from campaigns.models import Campaign
 from campaigns.services import campaign_complete_if_done, campaign_counters_add
 from campaigns.templating import compile_template
 from commsplatform.validators import CONTROL_CHARACTERS
+from workers.backoff import backoff
 
 from .models import Delivery
 
@@ -268,18 +268,24 @@ def send_test_email() -> SmtpReply:
 
 
 def retry_delay(attempts: int) -> float:
-    """Full-jitter capped exponential backoff after the `attempts`-th 4xx."""
-    ceiling = min(settings.EMAIL_RETRY_CAP_S, settings.EMAIL_RETRY_BASE_S * 2 ** max(0, attempts - 1))
-    return random.uniform(ceiling / 2, ceiling)
+    """Equal-jitter capped exponential backoff after the `attempts`-th 4xx: at least half
+    the doubling delay, so a deferred row never comes back at once."""
+    return backoff(
+        max(0, attempts - 1), base=settings.EMAIL_RETRY_BASE_S, cap=settings.EMAIL_RETRY_CAP_S, jitter="equal"
+    )
 
 
 _outage = threading.local()
 
 
 def _outage_pause() -> float:
+    """How long this thread waits after its `n`-th outage in a row (equal jitter: the
+    sender threads do not all knock on a recovering server at the same instant)."""
     failures = getattr(_outage, "failures", 0)
     _outage.failures = failures + 1
-    return min(settings.EMAIL_OUTAGE_PAUSE_CAP_S, settings.EMAIL_OUTAGE_PAUSE_BASE_S * 2**failures)
+    return backoff(
+        failures, base=settings.EMAIL_OUTAGE_PAUSE_BASE_S, cap=settings.EMAIL_OUTAGE_PAUSE_CAP_S, jitter="equal"
+    )
 
 
 # --- the ledger protocol ------------------------------------------------------------
@@ -505,7 +511,7 @@ def _record(result: _ChunkResult, claim: _Claim, pause_s: float) -> _Recorded:
     return _Recorded(sent=sent, campaigns=set(sent_per) | set(failed_per), lost=expected - sent - outcomes)
 
 
-def deliveries_send(*, delivery_ids: list[int], stop: threading.Event | None = None) -> int:
+def deliveries_send(*, delivery_ids: list[int]) -> int:
     """Send the given deliveries (the email-sender handler); return how many were sent."""
     chunk_size = settings.EMAIL_SEND_CHUNK
     sent = 0
