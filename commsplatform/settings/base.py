@@ -246,6 +246,8 @@ CONSUMER_GROUPS.update(
 USERS_GENERATE_COUNT = env.int("USERS_GENERATE_COUNT", default=100_000)  # GET /api/v1/user/generate
 CAMPAIGN_FANOUT_CHUNK = env.int("CAMPAIGN_FANOUT_CHUNK", default=1000)  # recipients per `notification` entry
 EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=200)  # deliveries per `email-notification` entry
+# The app that owns campaigns, as the delivery ledger sees it (notifications.campaign_hooks).
+DELIVERY_CAMPAIGN_HOOKS = "campaigns.delivery_hooks"
 # Rows claimed, sent and recorded together; after a kill -9 at most this many per sender
 # thread can be sent twice.
 EMAIL_SEND_CHUNK = env.int("EMAIL_SEND_CHUNK", default=50)

@@ -1,4 +1,4 @@
-"""Fenced claims (issue 12, item 2): a sender whose lease ran out and whose rows another
+"""Fenced claims: a sender whose lease ran out and whose rows another
 sender re-claimed changes nothing and stops; only the current holder's outcome counts.
 
 Senders are driven in-process, one claim at a time, against a real SMTP server; the
@@ -10,9 +10,11 @@ import time
 import pytest
 
 from campaigns.models import Campaign
+from campaigns.services import campaign_cancel
 from notifications.models import Delivery
-from notifications.sending import SmtpReply, _ChunkResult, _claim, _record, _send_chunk
+from notifications.sending import _ChunkResult, _claim, _record, _send_chunk
 from notifications.services import deliveries_requeue_due, message_id_for
+from notifications.smtp import SmtpReply
 from users.models import Recipient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +129,26 @@ def test_a_live_sender_renews_its_lease_so_the_retry_loop_leaves_its_rows_alone(
     assert len(smtp_server.messages) == 5
     campaign.refresh_from_db()
     assert campaign.sent_count == 5
+
+
+def test_rows_of_a_cancelled_campaign_whose_sender_died_are_never_sent(settings, smtp_server):
+    # given: a sender claimed two rows and died; then the campaign was cancelled (the
+    # rows it held stay `sending`: a live sender might still be recording them)
+    settings.EMAIL_SENDING_LEASE_S = LEASE_S
+    campaign, ids = _campaign_with_deliveries(2)
+    assert _claim(ids) is not None
+    campaign_cancel(campaign_id=campaign.pk)
+    time.sleep(LEASE_S * 1.5)
+
+    # when: another sender gets the ids once their lease ran out
+    claimed = _claim(ids)
+
+    # then: the ledger does not hand them out (the campaign is not sending), no mail left
+    assert claimed is None
+    assert [status for status, *_ in _ledger(ids)] == [Delivery.Status.SENDING] * 2
+    assert smtp_server.messages == []
+    assert Campaign.objects.values_list("status", "sent_count", "failed_count").get(pk=campaign.pk) == (
+        Campaign.Status.CANCELLED,
+        0,
+        0,
+    )
