@@ -6,7 +6,7 @@ token bucket (notifications.ratelimit) caps messages per second; notifications.m
 assembles each message.
 
 Per entry (a batch of delivery ids), EMAIL_SEND_CHUNK rows at a time:
-1. claim: `pending` (or `sending` past its lease: its sender died) → `sending`,
+1. claim (notifications.claims): `pending` (or `sending` past its lease: its sender died) → `sending`,
    attempts + 1, a fresh `claim_token` — a conditional update under SKIP LOCKED, so a
    row is never in two senders' hands. A campaign's rows are claimed only while the
    campaign is sending (asked through notifications.campaign_hooks);
@@ -38,7 +38,6 @@ and then at most its chunk's already-sent rows are sent again, still counted onc
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,12 +46,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F
 from django.utils import timezone
 
 from workers.backoff import backoff
 
 from .campaign_hooks import campaign_hooks
+from .claims import Claim, claim_renew, deliveries_claim
 from .message import InvalidMessage, build_message, sender_address
 from .models import Delivery
 from .ratelimit import rate_limit_wait
@@ -97,78 +97,6 @@ def _outage_pause() -> float:
     )
 
 
-@dataclass
-class _Claim:
-    """The rows one `_claim` took, under one token; `renewed_at` is the monotonic time the
-    lease was last started or renewed (taken before the UPDATE, so it errs early)."""
-
-    token: uuid.UUID
-    rows: list[Mapping[str, Any]]
-    renewed_at: float
-
-    @property
-    def pks(self) -> list[int]:
-        return [row["pk"] for row in self.rows]
-
-    def held(self) -> QuerySet[Delivery]:
-        """This claim's rows that are still its own: the fence of every later UPDATE."""
-        return Delivery.objects.filter(status=Delivery.Status.SENDING, claim_token=self.token)
-
-
-def _claim(ids: list[int]) -> _Claim | None:
-    started = time.monotonic()
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.EMAIL_SENDING_LEASE_S)
-    token = uuid.uuid4()
-    with transaction.atomic():
-        candidates = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=ids)
-            .filter(Q(status=Delivery.Status.PENDING) | Q(status=Delivery.Status.SENDING, claimed_at__lt=stale))
-            .values_list("pk", "campaign_id")
-        )
-        # Rows of a campaign that stopped sending (cancelled) are left where they are.
-        sending = campaign_hooks().campaign_ids_sending(campaign_ids={cid for _, cid in candidates if cid is not None})
-        claimed = [pk for pk, cid in candidates if cid is None or cid in sending]
-        if not claimed:
-            return None
-        Delivery.objects.filter(pk__in=claimed).update(
-            status=Delivery.Status.SENDING, claimed_at=now, claim_token=token, attempts=F("attempts") + 1
-        )
-    rows: list[Mapping[str, Any]] = list(
-        Delivery.objects.filter(pk__in=claimed, claim_token=token)
-        .order_by("pk")
-        .values(
-            "pk",
-            "campaign_id",
-            "address",
-            "subject",
-            "body",
-            "from_email",
-            "message_id",
-            "attempts",
-            "recipient_id",
-            "recipient__username",
-            "recipient__name",
-            "recipient__last_name",
-            "recipient__email",
-            "recipient__mobile",
-            "recipient__device_id",
-        )
-    )
-    return _Claim(token, rows, started) if rows else None
-
-
-def _claim_renew(claim: _Claim) -> bool:
-    """Extend the lease of every row of the claim (sent or not: an unrecorded outcome is
-    held too); False when any of them is no longer this claim's (its lease ran out and the
-    row was re-queued or re-claimed)."""
-    started = time.monotonic()
-    renewed = claim.held().filter(pk__in=claim.pks).update(claimed_at=timezone.now())
-    claim.renewed_at = started
-    return renewed == len(claim.rows)
-
-
 def _campaign_content(campaign_ids: set[int]) -> dict[int, tuple]:
     if not campaign_ids:
         return {}
@@ -207,7 +135,7 @@ class _ChunkResult:
     claim_lost: bool = False
 
 
-def _send_chunk(claim: _Claim) -> _ChunkResult:
+def _send_chunk(claim: Claim) -> _ChunkResult:
     rows = claim.rows
     result = _ChunkResult([], [], [], [])
     content = _campaign_content({r["campaign_id"] for r in rows if r["campaign_id"] is not None})
@@ -217,7 +145,7 @@ def _send_chunk(claim: _Claim) -> _ChunkResult:
     # re-queue rows this thread is still sending.
     renew_after = settings.EMAIL_SENDING_LEASE_S / 4
     for index, row in enumerate(rows):
-        if time.monotonic() - claim.renewed_at >= renew_after and not _claim_renew(claim):
+        if time.monotonic() - claim.renewed_at >= renew_after and not claim_renew(claim):
             # Stalled past the lease: another sender owns some of these rows now. Stop;
             # what is still ours goes back (unsent), what is not is no longer ours to record.
             result.claim_lost = True
@@ -259,7 +187,7 @@ class _Recorded:
     lost: int  # outcomes not recorded: the rows were no longer this claim's
 
 
-def _record(result: _ChunkResult, claim: _Claim, pause_s: float) -> _Recorded:
+def _record(result: _ChunkResult, claim: Claim, pause_s: float) -> _Recorded:
     """Store a chunk's outcome and the campaign counters in one transaction.
 
     Every UPDATE is fenced by the claim (`status=sending AND claim_token=…`), and the
@@ -327,7 +255,7 @@ def deliveries_send(*, delivery_ids: list[int]) -> int:
     chunk_size = settings.EMAIL_SEND_CHUNK
     sent = 0
     for start in range(0, len(delivery_ids), chunk_size):
-        claim = _claim(delivery_ids[start : start + chunk_size])
+        claim = deliveries_claim(delivery_ids[start : start + chunk_size])
         if claim is None:
             continue
         result = _send_chunk(claim)
