@@ -36,27 +36,9 @@ def campaign_templates(*, campaign_ids: set[int]) -> dict[int, tuple[str, str, s
     }
 
 
-def campaign_deliveries_counted(
-    *,
-    campaign_id: int,
-    recipients: int = 0,
-    sent: int = 0,
-    failed: int = 0,
-    skipped: int = 0,
-    batches_routed: int = 0,
-) -> None:
-    campaign_counters_add(
-        campaign_id=campaign_id,
-        recipients=recipients,
-        sent=sent,
-        failed=failed,
-        skipped=skipped,
-        batches_routed=batches_routed,
-    )
-
-
-def campaign_deliveries_settled(*, campaign_id: int) -> None:
-    campaign_complete_if_done(campaign_id=campaign_id)
+# The ledger's counts and "maybe done" are the campaign's own counter and completion services.
+campaign_deliveries_counted = campaign_counters_add
+campaign_deliveries_settled = campaign_complete_if_done
 
 
 def campaign_failed_retry(*, campaign_id: int, failed: int) -> bool:
