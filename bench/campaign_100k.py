@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def baseline_seconds(host: str, port: int) -> float:
-    from notifications.sending import build_message
+    from notifications.message import build_message
 
     started = time.perf_counter()
     for i in range(BASELINE_SAMPLE):

@@ -11,6 +11,7 @@ from commsplatform.permissions import HasPerm
 from commsplatform.schema import ErrorSerializer
 from commsplatform.validators import validate_no_control_characters as no_control_chars
 from notifications.models import Delivery
+from notifications.templating import FIELDS, unknown_fields
 
 from .models import Campaign
 from .selectors import campaign_get, campaign_list
@@ -22,7 +23,6 @@ from .services import (
     campaign_seed_create,
 )
 from .states import IllegalTransition
-from .templating import FIELDS, unknown_fields
 
 
 class CampaignOutputSerializer(serializers.Serializer):

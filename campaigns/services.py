@@ -19,6 +19,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from notifications.services import deliveries_cancel_unsent, deliveries_retry_failed
+from notifications.templating import compile_template
 from users.selectors import recipient_count, recipient_id_chunk
 from workers.events import Event
 from workers.publish import publish_on_commit
@@ -35,15 +37,14 @@ from .states import (
     IllegalTransition,
     Transition,
 )
-from .templating import compile_template
 
 logger = logging.getLogger(__name__)
 
 _SEED_NAME_ALPHABET = string.ascii_uppercase + string.digits
 
 
-def _queued_event(campaign: Campaign, *, attempt: int = 0) -> Event:
-    return CampaignQueued(campaign_id=campaign.pk, name=campaign.name, attempt=attempt).event()
+def _queued_event(campaign: Campaign) -> Event:
+    return CampaignQueued(campaign_id=campaign.pk, name=campaign.name).event()
 
 
 @transaction.atomic
@@ -59,7 +60,7 @@ def campaign_create(
 ) -> Campaign:
     """Create a campaign; with `send` it is queued and the `campaign` event leaves after commit.
 
-    Raises campaigns.templating.TemplateError for an unknown `{{ field }}`.
+    Raises notifications.templating.TemplateError for an unknown `{{ field }}`.
     """
     compile_template(subject)
     compile_template(body)
@@ -129,8 +130,6 @@ def campaign_cancel(*, campaign_id: int) -> None:
     """Stop a campaign. Every stage checks the status per batch, so sending stops within
     one batch per sender thread; deliveries not yet sent become `cancelled`.
     Raises IllegalTransition if it has already finished."""
-    from notifications.services import deliveries_cancel_unsent
-
     campaign_transition_or_raise(campaign_id=campaign_id, transition=CANCEL, finished_at=timezone.now())
     deliveries_cancel_unsent(campaign_id=campaign_id)
 
@@ -236,8 +235,6 @@ def campaign_retry_failed(*, campaign_id: int) -> int:
     Raises IllegalTransition unless the campaign is sending or completed with failures
     (a cancelled or completed campaign is never revived); then nothing changes.
     """
-    from notifications.services import deliveries_retry_failed
-
     retried = deliveries_retry_failed(campaign_id=campaign_id)
     if not retried and not Campaign.objects.filter(pk=campaign_id, status__in=RETRY_FAILED.sources).exists():
         raise _illegal(campaign_id, RETRY_FAILED)

@@ -12,7 +12,9 @@ from commsplatform.permissions import HasPerm
 from workers.publish import StreamUnavailable
 
 from .selectors import notification_message_list
+from .sending import send_test_email
 from .services import notification_message_publish
+from .smtp import SmtpUnavailable
 
 
 class EventPublishApi(APIView):
@@ -90,8 +92,6 @@ class SeedEmailSendApi(APIView):
 
     @extend_schema(request=None, responses={200: bool}, operation_id="seed_email_send", tags=["seed"])
     def post(self, request):
-        from .sending import SmtpUnavailable, send_test_email
-
         try:
             reply = send_test_email()
         except SmtpUnavailable as exc:

@@ -2,13 +2,19 @@ import logging
 
 from django.utils.dateparse import parse_datetime
 
-from campaigns.events import RECIPIENT_BATCH_SELECTED, RecipientBatchSelected
 from orders.events import ORDER_FINALIZED, OrderFinalized
 from workers.events import Event
 from workers.handling import PermanentError, handles
 
-from .events import EMAIL_BATCH_QUEUED, MESSAGE_PUBLISHED, EmailBatchQueued
-from .services import notification_messages_store
+from .events import (
+    EMAIL_BATCH_QUEUED,
+    MESSAGE_PUBLISHED,
+    RECIPIENT_BATCH_SELECTED,
+    EmailBatchQueued,
+    RecipientBatchSelected,
+)
+from .sending import deliveries_send
+from .services import deliveries_route, notification_messages_store, notification_send
 
 logger = logging.getLogger("notifications.consumer")
 
@@ -29,8 +35,6 @@ def handle_notification_messages(events: list[Event]) -> None:
 @handles(RECIPIENT_BATCH_SELECTED)
 def handle_recipient_batches(events: list[Event]) -> None:
     """notification / notification: ledger rows for each recipient batch (seed 002)."""
-    from .services import deliveries_route
-
     for event in events:
         batch = RecipientBatchSelected.from_event(event)
         deliveries_route(campaign_id=batch.campaign_id, recipient_ids=batch.recipient_ids)
@@ -39,8 +43,6 @@ def handle_recipient_batches(events: list[Event]) -> None:
 @handles(EMAIL_BATCH_QUEUED)
 def handle_email_batch(event: Event) -> None:
     """email-notification / email-notification: send a batch of deliveries over SMTP."""
-    from .sending import deliveries_send
-
     deliveries_send(delivery_ids=EmailBatchQueued.from_event(event).delivery_ids)
 
 
@@ -48,8 +50,6 @@ def handle_email_batch(event: Event) -> None:
 def handle_order_finalized(event: Event) -> None:
     """orders / notifications: email the customer the outcome of their order (seed 004's
     msg service). Customers without an email get the stored CustomerMessage only."""
-    from .services import notification_send
-
     order = OrderFinalized.from_event(event)
     if not order.customer_email:
         return

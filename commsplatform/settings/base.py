@@ -184,6 +184,26 @@ else:
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_RETRIES = env.int("REDIS_RETRIES", default=2)
+# A `rediss://` REDIS_URL speaks TLS; these apply to it (workers.connection and the cache).
+# REDIS_SSL_CERT_REQS: required (default) | optional | none. CA bundle for a private CA,
+# and a client certificate/key where the server asks for one (tls-auth-clients).
+REDIS_SSL_CA_CERTS = env("REDIS_SSL_CA_CERTS", default="")
+REDIS_SSL_CERT_REQS = env("REDIS_SSL_CERT_REQS", default="required")
+REDIS_SSL_CERTFILE = env("REDIS_SSL_CERTFILE", default="")
+REDIS_SSL_KEYFILE = env("REDIS_SSL_KEYFILE", default="")
+REDIS_SSL_CHECK_HOSTNAME = env.bool("REDIS_SSL_CHECK_HOSTNAME", default=REDIS_SSL_CERT_REQS == "required")
+# redis-py keyword arguments for a rediss:// URL (ignored for redis://).
+REDIS_SSL_OPTIONS = {
+    key: value
+    for key, value in {
+        "ssl_cert_reqs": REDIS_SSL_CERT_REQS,
+        "ssl_ca_certs": REDIS_SSL_CA_CERTS,
+        "ssl_certfile": REDIS_SSL_CERTFILE,
+        "ssl_keyfile": REDIS_SSL_KEYFILE,
+        "ssl_check_hostname": REDIS_SSL_CHECK_HOSTNAME,
+    }.items()
+    if value != ""
+}
 
 CACHES = {
     "default": {
@@ -194,6 +214,7 @@ CACHES = {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            **({"CONNECTION_POOL_KWARGS": REDIS_SSL_OPTIONS} if REDIS_URL.startswith("rediss://") else {}),
         },
     }
 }
@@ -231,14 +252,14 @@ OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
 OUTBOX_DELETE_INTERVAL_S = env.float("OUTBOX_DELETE_INTERVAL_S", default=0.05)
 OUTBOX_DELETE_BATCH = env.int("OUTBOX_DELETE_BATCH", default=500)
 
-# --- Orders saga (seed 004) ------------------------------------------------------------
+# --- Orders saga -----------------------------------------------------------------------
 # GET /report lists at most this many orders (newest first).
 ORDERS_REPORT_MAX_ORDERS = env.int("ORDERS_REPORT_MAX_ORDERS", default=1000)
 # Each saga consumer waits this long after a small batch, so that under load one
 # transaction serves many orders (workers.registry.ConsumerSpec.linger_ms).
 SAGA_LINGER_MS = env.int("SAGA_LINGER_MS", default=50)
 
-# --- Communications (seed 002): users, campaigns, notifications, email ------------------
+# --- Communications: users, campaigns, notifications, email -----------------------------
 CONSUMER_GROUPS.update(
     {
         "campaign": env("GROUP_CAMPAIGN", default="campaign"),
@@ -249,6 +270,8 @@ CONSUMER_GROUPS.update(
 USERS_GENERATE_COUNT = env.int("USERS_GENERATE_COUNT", default=100_000)  # GET /api/v1/user/generate
 CAMPAIGN_FANOUT_CHUNK = env.int("CAMPAIGN_FANOUT_CHUNK", default=1000)  # recipients per `notification` entry
 EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=200)  # deliveries per `email-notification` entry
+# The app that owns campaigns, as the delivery ledger sees it (notifications.campaign_hooks).
+DELIVERY_CAMPAIGN_HOOKS = "campaigns.delivery_hooks"
 # Rows claimed, sent and recorded together; after a kill -9 at most this many per sender
 # thread can be sent twice.
 EMAIL_SEND_CHUNK = env.int("EMAIL_SEND_CHUNK", default=50)
@@ -264,7 +287,7 @@ EMAIL_SENDING_LEASE_S = env.float("EMAIL_SENDING_LEASE_S", default=120.0)  # the
 EMAIL_RETRY_POLL_S = env.float("EMAIL_RETRY_POLL_S", default=2.0)  # the email-retry loop
 EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", default="commsplatform.local")
 
-# --- Kafka (seed 000) -----------------------------------------------------------------
+# --- Kafka -----------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env(
     "KAFKA_BOOTSTRAP_SERVERS",
     default=env("KAFKA_BROKER", default=DEVSTACK_ENDPOINTS.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")),
@@ -355,9 +378,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Health checks that /healthz and /readyz run (dotted paths of callables returning a
-# commsplatform.health.CheckResult). Apps append theirs.
-LIVENESS_CHECKS: list[str] = []
-READINESS_CHECKS = ["commsplatform.health.check_database", "commsplatform.health.check_redis"]
+# commsplatform.health.CheckResult), every one listed here.
+LIVENESS_CHECKS = ["weather.health.check_weather_circuit"]
+READINESS_CHECKS = [
+    "commsplatform.health.check_database",
+    "commsplatform.health.check_redis",
+    "commsplatform.health.check_redis_data",
+]
 
 # Upper-cased: gunicorn's config takes `warning`, Python's logging only `WARNING`.
 LOG_LEVEL = env("LOG_LEVEL", default="INFO").upper()
@@ -374,7 +401,7 @@ LOGGING: dict[str, Any] = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# --- Weather request/reply (seed 003) ---------------------------------------------------
+# --- Weather request/reply --------------------------------------------------------------
 CONSUMER_GROUPS["weather"] = env("GROUP_WEATHER", default="processing-group")
 WEATHER_REPLY_TIMEOUT_S = env.float("WEATHER_REPLY_TIMEOUT_S", default=30.0)  # then 504
 WEATHER_TERMINALS = env.int("WEATHER_TERMINALS", default=4)  # concurrent terminals per worker process
@@ -390,38 +417,15 @@ WEATHER_RETRY_BASE_S = env.float("WEATHER_RETRY_BASE_S", default=0.05)  # backof
 WEATHER_RETRY_CAP_S = env.float("WEATHER_RETRY_CAP_S", default=1.0)
 WEATHER_BREAKER_FAIL_MAX = env.int("WEATHER_BREAKER_FAIL_MAX", default=5)  # consecutive failures to open
 WEATHER_BREAKER_RESET_S = env.float("WEATHER_BREAKER_RESET_S", default=30.0)  # open this long, then a trial
-LIVENESS_CHECKS += ["weather.health.check_weather_circuit"]
 
-# --- Deployment (issue 7): Redis TLS, worker heartbeat ------------------------------------
-# A `rediss://` REDIS_URL speaks TLS; these apply to it (workers.connection and the cache).
-# REDIS_SSL_CERT_REQS: required (default) | optional | none. CA bundle for a private CA,
-# and a client certificate/key where the server asks for one (tls-auth-clients).
-REDIS_SSL_CA_CERTS = env("REDIS_SSL_CA_CERTS", default="")
-REDIS_SSL_CERT_REQS = env("REDIS_SSL_CERT_REQS", default="required")
-REDIS_SSL_CERTFILE = env("REDIS_SSL_CERTFILE", default="")
-REDIS_SSL_KEYFILE = env("REDIS_SSL_KEYFILE", default="")
-REDIS_SSL_CHECK_HOSTNAME = env.bool("REDIS_SSL_CHECK_HOSTNAME", default=REDIS_SSL_CERT_REQS == "required")
-# redis-py keyword arguments for a rediss:// URL (ignored for redis://).
-REDIS_SSL_OPTIONS = {
-    key: value
-    for key, value in {
-        "ssl_cert_reqs": REDIS_SSL_CERT_REQS,
-        "ssl_ca_certs": REDIS_SSL_CA_CERTS,
-        "ssl_certfile": REDIS_SSL_CERTFILE,
-        "ssl_keyfile": REDIS_SSL_KEYFILE,
-        "ssl_check_hostname": REDIS_SSL_CHECK_HOSTNAME,
-    }.items()
-    if value != ""
-}
-if REDIS_URL.startswith("rediss://"):
-    CACHES["default"]["OPTIONS"]["CONNECTION_POOL_KWARGS"] = REDIS_SSL_OPTIONS
+# --- Worker heartbeat --------------------------------------------------------------------
 # `runworker` touches <dir>/<consumer>.heartbeat while all its threads are alive;
 # `manage.py worker_health <consumer>` fails when the file is older than the max age.
 # Empty: no heartbeat (the container sets a directory of its own).
 WORKER_HEARTBEAT_DIR = env("WORKER_HEARTBEAT_DIR", default="")
 WORKER_HEARTBEAT_MAX_AGE_S = env.float("WORKER_HEARTBEAT_MAX_AGE_S", default=60.0)
 
-# --- Silent failures made loud (issue 12) ------------------------------------------------
+# --- Stalls, lag, lost Redis data, the reconciler -----------------------------------------
 # A consumer that has had work waiting without making progress for this long is stalled:
 # it logs so at ERROR and `worker_health` fails (the Kafka ingest while Redis refuses its
 # writes); /metrics reports a Kafka partition lagging without commits for as long.
@@ -438,4 +442,3 @@ REDIS_LOSS_ALARM_S = env.float("REDIS_LOSS_ALARM_S", default=3600.0)
 # RECONCILE_AFTER_S), from the database, idempotently.
 RECONCILE_AFTER_S = env.float("RECONCILE_AFTER_S", default=300.0)
 RECONCILE_INTERVAL_S = env.float("RECONCILE_INTERVAL_S", default=30.0)
-READINESS_CHECKS += ["commsplatform.health.check_redis_data"]

@@ -1,4 +1,4 @@
-"""Header injection (issue 12, item 1): nothing a user types reaches a mail header raw.
+"""Header injection: nothing a user types reaches a mail header raw.
 
 The sender tests insert hostile campaigns and recipients straight into the database
 (bypassing the API's validation) and read the raw DATA a real SMTP server received, so

@@ -1,4 +1,4 @@
-"""Fenced claims (issue 12, item 2): a sender whose lease ran out and whose rows another
+"""Fenced claims: a sender whose lease ran out and whose rows another
 sender re-claimed changes nothing and stops; only the current holder's outcome counts.
 
 Senders are driven in-process, one claim at a time, against a real SMTP server; the
@@ -10,9 +10,12 @@ import time
 import pytest
 
 from campaigns.models import Campaign
+from campaigns.services import campaign_cancel
+from notifications.claims import deliveries_claim
 from notifications.models import Delivery
-from notifications.sending import SmtpReply, _ChunkResult, _claim, _record, _send_chunk
+from notifications.sending import _ChunkResult, _record, _send_chunk
 from notifications.services import deliveries_requeue_due, message_id_for
+from notifications.smtp import SmtpReply
 from users.models import Recipient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +50,7 @@ def _campaign_with_deliveries(count: int) -> tuple[Campaign, list[int]]:
 def _stall_past_the_lease_and_let_another_sender_claim(ids):
     time.sleep(LEASE_S * 1.5)  # the first sender is frozen longer than its lease
     assert deliveries_requeue_due() == len(ids)  # the email-retry loop takes the rows back
-    second = _claim(ids)
+    second = deliveries_claim(ids)
     assert second is not None and [r["pk"] for r in second.rows] == ids
     return second
 
@@ -65,7 +68,7 @@ def test_fenced_out_senders_record_changes_nothing(settings, smtp_server):
     # and sender B re-claimed the rows
     settings.EMAIL_SENDING_LEASE_S = LEASE_S
     campaign, ids = _campaign_with_deliveries(3)
-    first = _claim(ids)
+    first = deliveries_claim(ids)
     assert first is not None
     second = _stall_past_the_lease_and_let_another_sender_claim(ids)
     before = _ledger(ids)
@@ -87,7 +90,7 @@ def test_fenced_out_sender_stops_its_chunk_and_only_the_new_holder_sends(setting
     # given: sender A claimed the rows and then stalled past its lease; B re-claimed them
     settings.EMAIL_SENDING_LEASE_S = LEASE_S
     campaign, ids = _campaign_with_deliveries(3)
-    first = _claim(ids)
+    first = deliveries_claim(ids)
     assert first is not None
     second = _stall_past_the_lease_and_let_another_sender_claim(ids)
 
@@ -113,7 +116,7 @@ def test_a_live_sender_renews_its_lease_so_the_retry_loop_leaves_its_rows_alone(
     settings.EMAIL_SENDING_LEASE_S = 1.0
     smtp_server.delay_data(0.3)
     campaign, ids = _campaign_with_deliveries(5)
-    claim = _claim(ids)
+    claim = deliveries_claim(ids)
     assert claim is not None
 
     # when: the chunk takes longer than the lease
@@ -127,3 +130,26 @@ def test_a_live_sender_renews_its_lease_so_the_retry_loop_leaves_its_rows_alone(
     assert len(smtp_server.messages) == 5
     campaign.refresh_from_db()
     assert campaign.sent_count == 5
+
+
+def test_rows_of_a_cancelled_campaign_whose_sender_died_are_never_sent(settings, smtp_server):
+    # given: a sender claimed two rows and died; then the campaign was cancelled (the
+    # rows it held stay `sending`: a live sender might still be recording them)
+    settings.EMAIL_SENDING_LEASE_S = LEASE_S
+    campaign, ids = _campaign_with_deliveries(2)
+    assert deliveries_claim(ids) is not None
+    campaign_cancel(campaign_id=campaign.pk)
+    time.sleep(LEASE_S * 1.5)
+
+    # when: another sender gets the ids once their lease ran out
+    claimed = deliveries_claim(ids)
+
+    # then: the ledger does not hand them out (the campaign is not sending), no mail left
+    assert claimed is None
+    assert [status for status, *_ in _ledger(ids)] == [Delivery.Status.SENDING] * 2
+    assert smtp_server.messages == []
+    assert Campaign.objects.values_list("status", "sent_count", "failed_count").get(pk=campaign.pk) == (
+        Campaign.Status.CANCELLED,
+        0,
+        0,
+    )

@@ -1,92 +1,29 @@
-import itertools
+"""The delivery ledger: one row per message, recipient and channel, and what became of it.
+
+Campaign mail is routed here in recipient batches (`deliveries_route`), other apps send
+one message with `notification_send`; both queue email batches for the sender
+(notifications.sending). Campaign status and counters are the campaign owner's, reached
+through notifications.campaign_hooks.
+"""
+
 import logging
-import os
-import threading
-import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from campaigns.models import Campaign
-from campaigns.services import campaign_complete_if_done, campaign_counters_add, campaign_transition
-from campaigns.states import RETRY_FAILED
+from notifications.campaign_hooks import campaign_hooks
+from notifications.events import EmailBatchQueued
+from notifications.models import Delivery
 from users.models import Recipient
 from workers.events import Event
-from workers.handling import PermanentError
-from workers.publish import publish, publish_on_commit
-
-from .events import MESSAGE_PUBLISHED, EmailBatchQueued
-from .models import Delivery, NotificationMessage
+from workers.publish import publish_on_commit
 
 logger = logging.getLogger(__name__)
-
-
-# The seed's integer message id, unique without a round trip: milliseconds since
-# 2025-01-01 (41 bits) | process (10 bits) | per-process sequence (12 bits).
-_EPOCH_MS = 1_735_689_600_000
-_sequence = itertools.count()
-_sequence_lock = threading.Lock()
-
-
-def _next_message_id() -> int:
-    with _sequence_lock:
-        seq = next(_sequence) & 0xFFF
-    return ((int(time.time() * 1000) - _EPOCH_MS) << 22) | ((os.getpid() & 0x3FF) << 12) | seq
-
-
-@dataclass(frozen=True)
-class PublishedMessage:
-    id: int
-    description: str
-    timestamp: str
-    stream_id: str
-
-
-def notification_message_publish(*, description: str) -> PublishedMessage:
-    """Write a notification message to NotificationStream (seed 001's `POST /event`).
-
-    Raises workers.publish.StreamUnavailable when Redis is unreachable.
-    """
-    timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    message_id = _next_message_id()
-    payload = {"id": message_id, "description": description, "timestamp": timestamp}
-    stream_id = publish("events", Event(type=MESSAGE_PUBLISHED, payload=payload))
-    return PublishedMessage(id=message_id, description=description, timestamp=timestamp, stream_id=stream_id)
-
-
-def _message_timestamp(event: Event) -> datetime:
-    # The handler rejects bad timestamps first; this keeps None out of the NOT NULL column.
-    timestamp = parse_datetime(event.payload["timestamp"])
-    if timestamp is None:
-        raise PermanentError(f"bad timestamp in notification message: {event.payload['timestamp']!r}")
-    return timestamp
-
-
-def notification_messages_store(*, events: list[Event]) -> int:
-    """Store consumed messages; an event id seen before is ignored (redelivery)."""
-    rows = [
-        NotificationMessage(
-            event_id=event.id,
-            message_id=int(event.payload["id"]),
-            description=str(event.payload["description"]),
-            timestamp=_message_timestamp(event),
-            stream_id=event.stream_id or "",
-        )
-        for event in events
-    ]
-    NotificationMessage.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
-
-
-# --- Seed 002: the delivery ledger ------------------------------------------------------
-# (Campaign mail and `notification_send`; the SMTP side is in notifications/sending.py.)
 
 _DELIVERY_NAMESPACE = uuid.UUID("0c7a3f0e-2a8e-4b1f-a8e5-1d3f6c9b0002")
 
@@ -118,11 +55,10 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
     runner's inbox transaction, so a redelivered batch changes nothing.
     Returns the number of ledger rows created.
     """
-    campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
-    if campaign is None:
-        raise PermanentError(f"campaign {campaign_id} does not exist")
-    if campaign.status != Campaign.Status.SENDING:  # cancelled meanwhile: route nothing
-        campaign_counters_add(campaign_id=campaign_id, batches_routed=1)
+    hooks = campaign_hooks()
+    channels = hooks.campaign_route_channels(campaign_id=campaign_id)
+    if channels is None:  # cancelled meanwhile: route nothing
+        hooks.campaign_deliveries_counted(campaign_id=campaign_id, batches_routed=1)
         return 0
     already = set(
         Delivery.objects.filter(campaign_id=campaign_id, recipient_id__in=recipient_ids).values_list(
@@ -137,7 +73,7 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
     for pk, email, opted_out, mobile, device_id in recipients:
         if pk in already:
             continue
-        for channel in campaign.channels:
+        for channel in channels:
             row = Delivery(campaign_id=campaign_id, recipient_id=pk, channel=channel)
             if channel == Delivery.Channel.EMAIL:
                 row.address = email or ""
@@ -166,8 +102,8 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
         .values_list("pk", flat=True)
     )
     publish_on_commit("email", _email_batch_events(pending))
-    campaign_counters_add(campaign_id=campaign_id, recipients=len(rows), skipped=skipped, batches_routed=1)
-    transaction.on_commit(lambda: campaign_complete_if_done(campaign_id=campaign_id))
+    hooks.campaign_deliveries_counted(campaign_id=campaign_id, recipients=len(rows), skipped=skipped, batches_routed=1)
+    transaction.on_commit(lambda: hooks.campaign_deliveries_settled(campaign_id=campaign_id))
     return len(rows)
 
 
@@ -221,6 +157,7 @@ def notification_send(
 
 
 def deliveries_cancel_unsent(*, campaign_id: int) -> int:
+    """A cancelled campaign's deliveries not yet sent (pending, deferred) become `cancelled`."""
     return Delivery.objects.filter(
         campaign_id=campaign_id, status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED]
     ).update(status=Delivery.Status.CANCELLED, next_attempt_at=None)
@@ -229,8 +166,8 @@ def deliveries_cancel_unsent(*, campaign_id: int) -> int:
 @transaction.atomic
 def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: list[int] | None = None) -> int:
     """Failed email deliveries (of a campaign, or the given ones) go back to `pending`
-    and are queued again; their campaign's failed counter drops and it is `sending` again
-    (the `retry_failed` transition). Deliveries of a campaign whose status forbids that
+    and are queued again, if their campaign lets them (`campaign_failed_retry`: its
+    failed counter drops and it is sending again); those of a campaign that refuses
     (cancelled, completed) are left as they are. Returns how many were queued."""
     rows = Delivery.objects.select_for_update().filter(status=Delivery.Status.FAILED, channel=Delivery.Channel.EMAIL)
     if campaign_id is not None:
@@ -240,12 +177,9 @@ def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: lis
     # The delivery rows are locked before the campaign row, in the order the senders use.
     found = list(rows.values_list("pk", "campaign_id"))
     per_campaign = Counter(cid for _, cid in found if cid is not None)
+    hooks = campaign_hooks()
     refused = {
-        cid
-        for cid, count in per_campaign.items()
-        if not campaign_transition(
-            campaign_id=cid, transition=RETRY_FAILED, failed_count=F("failed_count") - count, finished_at=None
-        )
+        cid for cid, count in per_campaign.items() if not hooks.campaign_failed_retry(campaign_id=cid, failed=count)
     }
     ids = [pk for pk, cid in found if cid not in refused]
     if not ids:

@@ -1,4 +1,4 @@
-"""`{{ field }}` placeholders in campaign subjects and bodies, rendered fast.
+"""`{{ field }}` placeholders in message subjects and bodies (campaign mail), rendered fast.
 
 A template is parsed once into literal and field parts; rendering 100,000 messages is
 then a join per message. Only the recipient fields below are allowed; anything else
