@@ -46,8 +46,9 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from . import metrics
+from .backoff import backoff
 from .connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, XAddFields, get_redis, refused_write_reason
-from .runner import compute_backoff, consumer_stalled
+from .runner import consumer_stalled
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class KafkaIngestLoop:
             except Exception as exc:  # a Redis error reply or a handler bug: retried, never skipped
                 logger.exception("kafka ingest %s: writing a batch of %d failed", self.spec.name, len(records))
                 reason = repr(exc)
-            delay = compute_backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
+            delay = backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
             failures += 1
             logger.warning("kafka ingest %s: %s; retrying the batch in %.1fs", self.spec.name, reason, delay)
             self._check_stall(len(records), reason)

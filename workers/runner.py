@@ -28,7 +28,6 @@ reconnects.
 
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -43,9 +42,11 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, connections, transaction
 from django.utils.module_loading import import_string
-from tenacity import RetryError, Retrying, retry_if_not_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_not_exception_type, stop_after_attempt
+from tenacity.wait import wait_base
 
 from . import metrics
+from .backoff import backoff
 from .connection import UNAVAILABLE_ERRORS, PendingStreamEntry, XAddFields, XReadGroupReply, get_redis
 from .events import Event, MalformedEvent, known_event_types
 from .handling import Outgoing, PermanentError
@@ -62,9 +63,15 @@ class _Interrupted(Exception):
     """Shutdown was requested while waiting to retry: leave the entry un-acked."""
 
 
-def compute_backoff(attempt: int, *, base: float, cap: float) -> float:
-    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
-    return random.uniform(0, min(cap, base * (2**attempt)))
+class _wait_backoff(wait_base):
+    """tenacity's wait, from workers.backoff: after attempt n (from 1), backoff(n - 1)."""
+
+    def __init__(self, *, base: float, cap: float):
+        self.base = base
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return backoff(retry_state.attempt_number - 1, base=self.base, cap=self.cap)
 
 
 def default_consumer_name(index: int = 0) -> str:
@@ -165,7 +172,7 @@ class ConsumerLoop:
                     self.run_once()
                     failures = 0
                 except UNAVAILABLE_ERRORS as exc:
-                    delay = compute_backoff(failures, base=0.2, cap=settings.WORKER_RETRY_CAP_S)
+                    delay = backoff(failures, base=0.2, cap=settings.WORKER_RETRY_CAP_S)
                     failures += 1
                     self._group_ready = False
                     logger.warning("consumer %s: Redis unavailable (%s); retry in %.1fs", self.spec.name, exc, delay)
@@ -400,7 +407,7 @@ class ConsumerLoop:
 
         retrying = Retrying(
             stop=stop_after_attempt(attempts_left),
-            wait=wait_random_exponential(multiplier=settings.WORKER_RETRY_BASE_S, max=settings.WORKER_RETRY_CAP_S),
+            wait=_wait_backoff(base=settings.WORKER_RETRY_BASE_S, cap=settings.WORKER_RETRY_CAP_S),
             retry=retry_if_not_exception_type((PermanentError, _Interrupted)),
             sleep=sleep,
             before_sleep=count_retry,

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from django.db import connection
 
+from notifications.events import MESSAGE_PUBLISHED as EVENT_TYPE
 from notifications.models import NotificationMessage
-from notifications.services import EVENT_TYPE
 from tests.helpers import wait_until
 from workers.events import Event
 from workers.publish import publish_many
