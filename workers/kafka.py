@@ -21,7 +21,7 @@ neither stop the consumer nor be skipped silently.
 Stalls are reported, not only retried: when a batch has been failing for `stall_s`
 (settings.WORKER_STALL_S; e.g. Redis answers OOM under `noeviction`, or READONLY as a
 replica), the loop logs it at ERROR and marks the consumer stalled
-(workers.runner.consumer_stalled), so `worker_health kafka-ingest` fails with the reason;
+(workers.heartbeat.consumer_stalled), so `worker_health kafka-ingest` fails with the reason;
 the first batch written again clears it. The consumer lag itself is read from the broker
 by the web process (`group_lag`, `KafkaLagMonitor`): it must stay visible precisely while
 Redis, where the other counters live, refuses writes.
@@ -48,7 +48,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from . import metrics
 from .backoff import backoff
 from .connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, XAddFields, get_redis, refused_write_reason
-from .runner import consumer_stalled
+from .deadletter import kafka_dead_letter
+from .heartbeat import consumer_stalled
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
@@ -126,22 +127,16 @@ def record_from_message(message: Any) -> KafkaRecord:
 
 def dead_letter_fields(rejected: Rejected, *, consumer: str, group: str) -> dict[str, str]:
     record = rejected.record
-    return {
-        "reason": rejected.reason[:2000],
-        "topic": record.topic,
-        "partition": str(record.partition),
-        "offset": str(record.offset),
-        "key": _text(record.key),
-        "value": _text(record.value),
-        "consumer": consumer,
-        "group": group,
-        "at": str(int(time.time() * 1000)),
-    }
-
-
-def _text(raw: bytes | None) -> str:
-    # The raw value is kept verbatim when it is text; other bytes are escaped, not lost.
-    return "" if raw is None else raw.decode("utf-8", errors="backslashreplace")
+    return kafka_dead_letter(
+        reason=rejected.reason,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        consumer=consumer,
+        group=group,
+    )
 
 
 class KafkaIngestLoop:

@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from workers.connection import UNAVAILABLE_ERRORS, get_redis
+from workers.heartbeat import heartbeat_path
 from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS
-from workers.runner import heartbeat_path
 
 
 class Command(BaseCommand):
