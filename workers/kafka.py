@@ -44,12 +44,15 @@ from typing import Any, cast
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from . import metrics
 from .backoff import backoff
 from .connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, XAddFields, get_redis, refused_write_reason
 from .deadletter import kafka_dead_letter
 from .heartbeat import consumer_stalled
+from .registry import KafkaSpec
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
@@ -119,6 +122,25 @@ class KafkaIngestSpec:
             "logger": logger,
             **self.config,
         }
+
+
+def ingest_spec(entry: KafkaSpec) -> KafkaIngestSpec:
+    """The ingest of a registry entry, with the project's Kafka and worker settings."""
+    return KafkaIngestSpec(
+        name=entry.name,
+        topic=entry.topic,
+        group=entry.group,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        handler=import_string(entry.handler),
+        batch_size=entry.batch_size,
+        poll_timeout_s=settings.KAFKA_INGEST_POLL_TIMEOUT_S,
+        session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+        trim_streams=tuple(settings.STREAMS[key] for key in entry.trim_streams),
+        trim_interval_s=settings.WORKER_TRIM_INTERVAL_S,
+        retry_cap_s=settings.WORKER_RETRY_CAP_S,
+        stall_s=settings.WORKER_STALL_S,
+        config=settings.KAFKA_CONSUMER_OPTIONS,
+    )
 
 
 def record_from_message(message: Any) -> KafkaRecord:

@@ -14,31 +14,36 @@ import logging
 import os
 import signal
 import threading
-
-from django.utils.module_loading import import_string
+from collections.abc import Callable, Sequence
 
 from .consumer import ConsumerLoop, default_consumer_name
 from .heartbeat import Heartbeats
-from .registry import EXTERNAL_CONSUMERS, ConsumerSpec
+from .kafka import KafkaIngestLoop, ingest_spec
+from .periodic import PeriodicLoop
+from .registry import ConsumerSpec, Entry, KafkaSpec
 
 logger = logging.getLogger(__name__)
 
 
 class Runner:
-    """Runs consumer loops (and external consumers such as the Kafka ingest) in threads."""
+    """Runs registry entries in threads: a stream consumer's `concurrency` loops, one
+    thread for each other entry."""
 
-    def __init__(
-        self, specs: list[ConsumerSpec], external: list[str] | None = None, *, consumer_name: str | None = None
-    ):
+    def __init__(self, entries: Sequence[Entry], *, consumer_name: str | None = None):
         self.stop = threading.Event()
-        self.loops: list[ConsumerLoop] = []
-        for spec in specs:
-            for index in range(spec.concurrency):
-                name = f"{consumer_name}-{index}" if consumer_name else default_consumer_name(index)
-                self.loops.append(ConsumerLoop(spec, stop=self.stop, consumer=name, trims=index == 0))
-        self.external = [(name, import_string(EXTERNAL_CONSUMERS[name])) for name in external or []]
+        self.loops: list[tuple[str, Callable[[], None]]] = []
+        for entry in entries:
+            if isinstance(entry, ConsumerSpec):
+                for index in range(entry.concurrency):
+                    name = f"{consumer_name}-{index}" if consumer_name else default_consumer_name(index)
+                    loop = ConsumerLoop(entry, stop=self.stop, consumer=name, trims=index == 0)
+                    self.loops.append((entry.name, loop.run))
+            elif isinstance(entry, KafkaSpec):
+                self.loops.append((entry.name, KafkaIngestLoop(ingest_spec(entry), stop=self.stop).run))
+            else:
+                self.loops.append((entry.name, PeriodicLoop(entry, stop=self.stop).run))
         self._signals = 0
-        self.heartbeats = Heartbeats([*(loop.spec.name for loop in self.loops), *(name for name, _ in self.external)])
+        self.heartbeats = Heartbeats(name for name, _ in self.loops)
 
     def _on_signal(self, signum, frame) -> None:
         self._signals += 1
@@ -54,10 +59,7 @@ class Runner:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def run(self) -> None:
-        threads = [threading.Thread(target=loop.run, name=f"{loop.spec.name}", daemon=True) for loop in self.loops]
-        threads += [
-            threading.Thread(target=run, args=(self.stop,), name=name, daemon=True) for name, run in self.external
-        ]
+        threads = [threading.Thread(target=run, name=name, daemon=True) for name, run in self.loops]
         for thread in threads:
             thread.start()
         while any(t.is_alive() for t in threads):
@@ -66,5 +68,5 @@ class Runner:
             if not self.stop.is_set() and all(t.is_alive() for t in threads):
                 self.heartbeats.beat()
             if not self.stop.is_set() and not all(t.is_alive() for t in threads):
-                logger.error("a consumer thread died; stopping the worker so the supervisor restarts it")
+                logger.error("a worker thread died; stopping the worker so the supervisor restarts it")
                 self.stop.set()
