@@ -26,12 +26,17 @@ idempotent (a unique key, an upsert) set `inbox=False` and skip that cost.
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 Kind = Literal["stream", "kafka", "periodic"]
+T = TypeVar("T", "ConsumerSpec", "KafkaSpec", "PeriodicSpec")
+
+
+def by_name(specs: list[T]) -> dict[str, T]:
+    return {spec.name: spec for spec in specs}
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,8 @@ def saga_step(name: str, stream: str, group: str, handler: str, description: str
     )
 
 
-CONSUMERS: dict[str, ConsumerSpec] = {
-    spec.name: spec
-    for spec in [
+CONSUMERS: dict[str, ConsumerSpec] = by_name(
+    [
         # seed 001: the event producer / consumer
         ConsumerSpec(
             name="notifications",
@@ -179,7 +183,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             "inventory.stock.* → order status, customer message, orders.order.finalized",
         ),
     ]
-}
+)
 
 
 @dataclass(frozen=True)
@@ -232,9 +236,8 @@ class PeriodicSpec:
         return import_string(self.tick)
 
 
-KAFKA_CONSUMERS: dict[str, KafkaSpec] = {
-    spec.name: spec
-    for spec in [
+KAFKA_CONSUMERS: dict[str, KafkaSpec] = by_name(
+    [
         KafkaSpec(
             name="kafka-ingest",
             handler="telemetry.handlers.handle_readings",
@@ -245,11 +248,10 @@ KAFKA_CONSUMERS: dict[str, KafkaSpec] = {
             description="Kafka battery telemetry → Redis readings and `battery-changes`",
         ),
     ]
-}
+)
 
-PERIODIC: dict[str, PeriodicSpec] = {
-    spec.name: spec
-    for spec in [
+PERIODIC: dict[str, PeriodicSpec] = by_name(
+    [
         PeriodicSpec(
             name="email-retry",
             tick="notifications.retry_loop.requeue_tick",
@@ -270,7 +272,7 @@ PERIODIC: dict[str, PeriodicSpec] = {
             description="sends outbox events whose post-commit send failed (Redis down, process died)",
         ),
     ]
-}
+)
 
 # Every entry that does not read a Redis stream: name → spec.
 EXTERNAL_CONSUMERS: dict[str, KafkaSpec | PeriodicSpec] = {
@@ -312,7 +314,7 @@ def get_entry(name: str) -> Entry:
 
 def get_consumer(name: str) -> ConsumerSpec:
     """The stream consumer `name`."""
-    try:
-        return CONSUMERS[name]
-    except KeyError:
-        raise KeyError(f"unknown consumer {name!r}; known: {', '.join(sorted(all_names()))}") from None
+    entry = get_entry(name)
+    if not isinstance(entry, ConsumerSpec):
+        raise KeyError(f"{name!r} is a {entry.kind} entry, not a stream consumer")
+    return entry
