@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 COMPOSE := docker compose --env-file .env -f docker/compose.yaml
 # The packages mypy checks (tests, bench and migrations are excluded in pyproject.toml).
-MYPY_PACKAGES := commsplatform workers notifications users campaigns orders inventory accounts weather telemetry
+# Every top-level package with an apps.py (a Django app or the project), found, not listed.
+MYPY_PACKAGES := $(sort $(patsubst %/,%,$(dir $(wildcard */apps.py))) commsplatform)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test fuzz lint fmt bench up down clean system-packages

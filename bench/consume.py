@@ -32,9 +32,9 @@ def main() -> None:
 
     django.setup()
     from workers.connection import get_redis
+    from workers.consumer import ConsumerLoop
     from workers.events import Event
     from workers.registry import ConsumerSpec, get_consumer
-    from workers.runner import ConsumerLoop
 
     client = get_redis()
 

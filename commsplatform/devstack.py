@@ -167,11 +167,12 @@ SENDER_CONSUMERS = ["email-sender"]
 def worker_commands() -> dict[str, list[str]]:
     """The `runworker` processes of `make run` (bench.campaign_100k --devstack runs the same)."""
     manage = [PYTHON, "manage.py", "runworker"]
-    exclude = [arg for name in CAMPAIGN_CONSUMERS + SENDER_CONSUMERS for arg in ("--exclude", name)]
+    exclude = [arg for name in [*CAMPAIGN_CONSUMERS, *SENDER_CONSUMERS, "relay"] for arg in ("--exclude", name)]
     return {
         "worker": [*manage, "--all", *exclude],
         "campaigns": [*manage, *CAMPAIGN_CONSUMERS],
         "sender": [*manage, *SENDER_CONSUMERS],
+        "relay": [*manage, "relay"],  # a process of its own, as in compose
     }
 
 
@@ -179,7 +180,6 @@ def _processes(env: dict[str, str]) -> dict[str, str]:
     commands = {
         "web": [PYTHON, "-m", "gunicorn", "commsplatform.wsgi", "-c", "docker/gunicorn.conf.py"],
         **worker_commands(),
-        "relay": [PYTHON, "manage.py", "relay_outbox"],
     }
     # honcho runs each through a shell; exec makes the real process the signal target.
     return {name: f"exec {shlex.join(argv)}" for name, argv in commands.items()}

@@ -46,6 +46,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from prometheus_client import Counter, Gauge
 
+from workers.backoff import backoff
 from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, get_redis
 from workers.publish import stream_name
 
@@ -164,7 +165,7 @@ class ReplyRouter:
                     if self._stop.is_set():
                         break
                     self.last_error = f"{type(exc).__name__}: {exc}"
-                    delay = min(2.0, 0.05 * 2**failures)
+                    delay = backoff(failures, base=0.05, cap=2.0)
                     failures += 1
                     logger.warning("weather reply listener: Redis unavailable (%s); retry in %.2fs", exc, delay)
                     self._stop.wait(delay)

@@ -24,6 +24,7 @@ import pybreaker
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from workers.backoff import backoff
 from workers.connection import UNAVAILABLE_ERRORS
 from workers.publish import StreamUnavailable
 
@@ -150,7 +151,9 @@ def _with_retries(fn: Callable[[], T]) -> T:
         except RETRYABLE:
             if attempt == retries:
                 raise
-            time.sleep(min(settings.WEATHER_RETRY_CAP_S, settings.WEATHER_RETRY_BASE_S * 2**attempt))
+            time.sleep(
+                backoff(attempt, base=settings.WEATHER_RETRY_BASE_S, cap=settings.WEATHER_RETRY_CAP_S, jitter="none")
+            )
     raise AssertionError("unreachable")
 
 

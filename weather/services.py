@@ -18,7 +18,7 @@ from django.conf import settings
 
 from workers.connection import get_redis
 from workers.events import Event
-from workers.publish import publish, publish_many
+from workers.publish import publish
 
 from .events import REPLY_TYPE, REQUEST_TYPE
 from .providers import Forecast, get_provider
@@ -98,14 +98,6 @@ class ForecastAsk:
     city: str
     location: str
     deadline_ms: int | None = None
-
-
-def forecast_reply(*, request_id: str, city: str, location: str, deadline_ms: int | None = None) -> bool:
-    """Answer one request now (publish its reply); False when its deadline has passed."""
-    ask = ForecastAsk(request_id=request_id, city=city, location=location, deadline_ms=deadline_ms)
-    replies = forecast_replies(asks=[ask])
-    publish_many("weather_responses", replies, maxlen=settings.WEATHER_RESPONSES_MAXLEN)
-    return bool(replies)
 
 
 def forecast_replies(*, asks: Sequence[ForecastAsk]) -> list[Event]:

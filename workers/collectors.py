@@ -1,4 +1,4 @@
-"""Prometheus collectors for the failures that used to be silent (issue 12).
+"""Prometheus collectors for the failures that used to be silent.
 
 - `kafka_consumer_lag{topic,partition,group}`: the ingest's committed offset vs the
   high watermark, read from the broker by the web process (workers.kafka.KafkaLagMonitor)

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from django.conf import settings
 
-from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS, all_names
+from workers.registry import CONSUMERS, all_names, get_entry
 
 K8S_DIR = Path(settings.BASE_DIR) / "docker" / "k8s"
 BASE_DIR = K8S_DIR / "base" / "consumers"
@@ -44,6 +44,16 @@ MAX_REPLICAS = 10  # each replica holds DB connections: 10 × threads stays well
 # Not scaled on lag: the email-retry loop and the reconciler poll the database (no backlog
 # in a stream to measure) and one replica of each is enough.
 FIXED = {"email-retry", "reconciler"}
+# Entries with a manifest of their own in base/ instead of a generated one: the outbox
+# relay (`entrypoint.sh relay`, its own health command, two replicas in production).
+OWN_MANIFEST = {"relay"}
+
+
+def worker_names() -> list[str]:
+    """The registry entries that get a generated worker Deployment."""
+    return [name for name in all_names() if name not in OWN_MANIFEST]
+
+
 # The Kafka ingest: at most one replica per partition does work (compose: KAFKA_NUM_PARTITIONS 3).
 KAFKA_PARTITIONS = 3
 KAFKA_LAG_BATCHES = 5  # records of lag per replica: five ingest batches
@@ -108,7 +118,8 @@ def wait_for_migrations() -> dict[str, Any]:
 def worker_deployment(name: str) -> dict[str, Any]:
     labels = {**APP_LABEL, "app.kubernetes.io/component": "worker", "commsplatform/consumer": name}
     health = {"exec": {"command": [ENTRYPOINT, "health", "worker", name]}}
-    annotations = {"commsplatform/handler": EXTERNAL_CONSUMERS.get(name, "")}
+    entry = get_entry(name)
+    annotations = {"commsplatform/handler": getattr(entry, "handler", None) or getattr(entry, "tick", "")}
     if name in CONSUMERS:
         spec = CONSUMERS[name]
         annotations = {
@@ -273,7 +284,7 @@ def scaled_object(name: str) -> dict[str, Any]:
 
 
 def autoscaled() -> list[str]:
-    return [name for name in all_names() if name not in FIXED]
+    return [name for name in worker_names() if name not in FIXED]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -295,14 +306,14 @@ def generate() -> dict[Path, str]:
         # kustomize reads no file outside base/: the nginx sidecar's template is a copy
         K8S_DIR / "base" / "nginx.conf.template": (K8S_DIR.parent / "nginx.conf.template").read_text(),
     }
-    for name in all_names():
+    for name in worker_names():
         files[BASE_DIR / f"{name}.yaml"] = render(worker_deployment(name))
         production = [pod_disruption_budget(name)]
         if name not in FIXED:
             production.append(scaled_object(name))
         files[PRODUCTION_DIR / f"{name}.yaml"] = render(*production)
-    files[BASE_DIR / "kustomization.yaml"] = kustomization([f"{name}.yaml" for name in all_names()])
-    files[PRODUCTION_DIR / "kustomization.yaml"] = kustomization([f"{name}.yaml" for name in all_names()])
+    files[BASE_DIR / "kustomization.yaml"] = kustomization([f"{name}.yaml" for name in worker_names()])
+    files[PRODUCTION_DIR / "kustomization.yaml"] = kustomization([f"{name}.yaml" for name in worker_names()])
     return files
 
 

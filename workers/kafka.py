@@ -21,7 +21,7 @@ neither stop the consumer nor be skipped silently.
 Stalls are reported, not only retried: when a batch has been failing for `stall_s`
 (settings.WORKER_STALL_S; e.g. Redis answers OOM under `noeviction`, or READONLY as a
 replica), the loop logs it at ERROR and marks the consumer stalled
-(workers.runner.consumer_stalled), so `worker_health kafka-ingest` fails with the reason;
+(workers.heartbeat.consumer_stalled), so `worker_health kafka-ingest` fails with the reason;
 the first batch written again clears it. The consumer lag itself is read from the broker
 by the web process (`group_lag`, `KafkaLagMonitor`): it must stay visible precisely while
 Redis, where the other counters live, refuses writes.
@@ -44,10 +44,15 @@ from typing import Any, cast
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from . import metrics
+from .backoff import backoff
 from .connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, XAddFields, get_redis, refused_write_reason
-from .runner import compute_backoff, consumer_stalled
+from .deadletter import kafka_dead_letter
+from .heartbeat import consumer_stalled
+from .registry import KafkaSpec
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
@@ -119,28 +124,41 @@ class KafkaIngestSpec:
         }
 
 
+def ingest_spec(entry: KafkaSpec) -> KafkaIngestSpec:
+    """The ingest of a registry entry, with the project's Kafka and worker settings."""
+    return KafkaIngestSpec(
+        name=entry.name,
+        topic=entry.topic,
+        group=entry.group,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        handler=import_string(entry.handler),
+        batch_size=entry.batch_size,
+        poll_timeout_s=settings.KAFKA_INGEST_POLL_TIMEOUT_S,
+        session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+        trim_streams=tuple(settings.STREAMS[key] for key in entry.trim_streams),
+        trim_interval_s=settings.WORKER_TRIM_INTERVAL_S,
+        retry_cap_s=settings.WORKER_RETRY_CAP_S,
+        stall_s=settings.WORKER_STALL_S,
+        config=settings.KAFKA_CONSUMER_OPTIONS,
+    )
+
+
 def record_from_message(message: Any) -> KafkaRecord:
     return KafkaRecord(message.topic(), message.partition(), message.offset(), message.key(), message.value())
 
 
 def dead_letter_fields(rejected: Rejected, *, consumer: str, group: str) -> dict[str, str]:
     record = rejected.record
-    return {
-        "reason": rejected.reason[:2000],
-        "topic": record.topic,
-        "partition": str(record.partition),
-        "offset": str(record.offset),
-        "key": _text(record.key),
-        "value": _text(record.value),
-        "consumer": consumer,
-        "group": group,
-        "at": str(int(time.time() * 1000)),
-    }
-
-
-def _text(raw: bytes | None) -> str:
-    # The raw value is kept verbatim when it is text; other bytes are escaped, not lost.
-    return "" if raw is None else raw.decode("utf-8", errors="backslashreplace")
+    return kafka_dead_letter(
+        reason=rejected.reason,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        consumer=consumer,
+        group=group,
+    )
 
 
 class KafkaIngestLoop:
@@ -218,7 +236,7 @@ class KafkaIngestLoop:
             except Exception as exc:  # a Redis error reply or a handler bug: retried, never skipped
                 logger.exception("kafka ingest %s: writing a batch of %d failed", self.spec.name, len(records))
                 reason = repr(exc)
-            delay = compute_backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
+            delay = backoff(failures, base=0.2, cap=self.spec.retry_cap_s)
             failures += 1
             logger.warning("kafka ingest %s: %s; retrying the batch in %.1fs", self.spec.name, reason, delay)
             self._check_stall(len(records), reason)

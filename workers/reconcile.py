@@ -1,4 +1,4 @@
-"""The reconciler (`runworker reconciler`): the database is the source of truth, Redis
+"""The reconciler (`runworker reconciler`, a periodic registry entry): the database is the source of truth, Redis
 carries work in flight; this loop re-drives from the database what Redis lost.
 
 Every RECONCILE_INTERVAL_S it
@@ -13,11 +13,10 @@ The number re-driven is counted as `consumer_processed_total{consumer="reconcile
 """
 
 import logging
-import threading
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
 from . import metrics
@@ -55,19 +54,3 @@ def reconcile_once() -> dict[str, int]:
         except _ROUND_ERRORS as exc:
             logger.warning("reconciler: cannot count the re-drives: %s", exc)
     return redriven
-
-
-def run(stop_event: threading.Event) -> None:
-    """`runworker reconciler`: a round every RECONCILE_INTERVAL_S until `stop_event` is set."""
-    logger.info(
-        "reconciler: every %.1fs, re-driving work stuck for %.0fs",
-        settings.RECONCILE_INTERVAL_S,
-        settings.RECONCILE_AFTER_S,
-    )
-    try:
-        while not stop_event.is_set():
-            close_old_connections()
-            reconcile_once()
-            stop_event.wait(settings.RECONCILE_INTERVAL_S)
-    finally:
-        connections.close_all()

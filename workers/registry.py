@@ -1,8 +1,21 @@
-"""Every stream consumer in one table: name → stream, group, handler (dotted path).
+"""Every long-running loop in one table, each run by `runworker <name>` (workers.runner).
+
+Three kinds of entry (`entry.kind`):
+- `stream` (`ConsumerSpec`, in `CONSUMERS`): a consumer group on a Redis stream, run by
+  workers.consumer.ConsumerLoop;
+- `kafka` (`KafkaSpec`, in `KAFKA_CONSUMERS`): a Kafka topic ingested into Redis, run by
+  workers.kafka.KafkaIngestLoop;
+- `periodic` (`PeriodicSpec`, in `PERIODIC`): a function called every interval, run by
+  workers.periodic.PeriodicLoop (the outbox relay, the email re-queue, the reconciler).
+
+`all_entries()` yields every entry (each has `.name`, `.kind` and `.description`) in the
+order `runworker --list` prints them; `EXTERNAL_CONSUMERS` holds the entries that are not
+stream consumers. Deployments make one service per entry (docker/compose.yaml: `relay`
+for the relay, `worker-<name>` for the others; tests/deploy/test_compose.py checks it).
 
 `workers` knows streams, never domains: handlers live in the app that reacts and are
 named here by dotted path, so one grep shows every consumer, its stream, group and
-handler. `python manage.py runworker --list` prints this table.
+handler.
 
 A handler is `handler(event: Event) -> None`; with `batch=True` it is
 `handler(events: list[Event]) -> None` and must be idempotent for the whole batch.
@@ -11,10 +24,19 @@ handler (exactly-once database effects); consumers whose writes are naturally
 idempotent (a unique key, an upsert) set `inbox=False` and skip that cost.
 """
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+Kind = Literal["stream", "kafka", "periodic"]
+T = TypeVar("T", "ConsumerSpec", "KafkaSpec", "PeriodicSpec")
+
+
+def by_name(specs: list[T]) -> dict[str, T]:
+    return {spec.name: spec for spec in specs}
 
 
 @dataclass(frozen=True)
@@ -34,7 +56,7 @@ class ConsumerSpec:
     max_deliveries: int | None = None  # default settings.WORKER_MAX_DELIVERIES
     claim_idle_ms: int | None = None  # default settings.WORKER_CLAIM_IDLE_MS
     description: str = ""
-    options: dict = field(default_factory=dict)
+    kind: Kind = "stream"
 
     @property
     def stream_name(self) -> str:
@@ -69,9 +91,8 @@ def saga_step(name: str, stream: str, group: str, handler: str, description: str
     )
 
 
-CONSUMERS: dict[str, ConsumerSpec] = {
-    spec.name: spec
-    for spec in [
+CONSUMERS: dict[str, ConsumerSpec] = by_name(
+    [
         # seed 001: the event producer / consumer
         ConsumerSpec(
             name="notifications",
@@ -162,18 +183,106 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             "inventory.stock.* → order status, customer message, orders.order.finalized",
         ),
     ]
+)
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    """A Kafka topic ingested into Redis; each setting is read when the loop starts."""
+
+    name: str
+    handler: str  # dotted path of a workers.kafka.BatchHandler
+    topic_setting: str
+    group_setting: str
+    batch_size_setting: str
+    trim_streams: tuple[str, ...] = ()  # keys of settings.STREAMS the handler writes to
+    description: str = ""
+    kind: Kind = "kafka"
+
+    @property
+    def topic(self) -> str:
+        return getattr(settings, self.topic_setting)
+
+    @property
+    def group(self) -> str:
+        return getattr(settings, self.group_setting)
+
+    @property
+    def batch_size(self) -> int:
+        return getattr(settings, self.batch_size_setting)
+
+
+@dataclass(frozen=True)
+class PeriodicSpec:
+    """`tick()` called every `interval` seconds (a number, or the name of a setting) until stopped.
+
+    With `again_while_busy`, a tick that returned a true value (it did work, more may
+    wait) is followed by the next one at once. Redis or the database being away is
+    logged and retried at the next tick; any other error ends the worker.
+    """
+
+    name: str
+    tick: str  # dotted path of a callable `tick() -> object`
+    interval: float | str
+    again_while_busy: bool = False
+    description: str = ""
+    kind: Kind = "periodic"
+
+    @property
+    def interval_s(self) -> float:
+        return float(getattr(settings, self.interval) if isinstance(self.interval, str) else self.interval)
+
+    def load_tick(self):
+        return import_string(self.tick)
+
+
+KAFKA_CONSUMERS: dict[str, KafkaSpec] = by_name(
+    [
+        KafkaSpec(
+            name="kafka-ingest",
+            handler="telemetry.handlers.handle_readings",
+            topic_setting="KAFKA_TOPIC",
+            group_setting="KAFKA_GROUP",
+            batch_size_setting="KAFKA_INGEST_BATCH_SIZE",
+            trim_streams=("battery_changes",),
+            description="Kafka battery telemetry → Redis readings and `battery-changes`",
+        ),
+    ]
+)
+
+PERIODIC: dict[str, PeriodicSpec] = by_name(
+    [
+        PeriodicSpec(
+            name="email-retry",
+            tick="notifications.retry_loop.requeue_tick",
+            interval="EMAIL_RETRY_POLL_S",
+            again_while_busy=True,
+            description="re-queues deferred (4xx, outage) deliveries and those whose sender died",
+        ),
+        PeriodicSpec(
+            name="reconciler",
+            tick="workers.reconcile.reconcile_once",
+            interval="RECONCILE_INTERVAL_S",
+            description="re-drives from the database what Redis lost (RECONCILERS below)",
+        ),
+        PeriodicSpec(
+            name="relay",
+            tick="workers.publish.relay_pending",
+            interval=1.0,
+            description="sends outbox events whose post-commit send failed (Redis down, process died)",
+        ),
+    ]
+)
+
+# Every entry that does not read a Redis stream: name → spec.
+EXTERNAL_CONSUMERS: dict[str, KafkaSpec | PeriodicSpec] = {
+    "email-retry": PERIODIC["email-retry"],
+    "kafka-ingest": KAFKA_CONSUMERS["kafka-ingest"],
+    "reconciler": PERIODIC["reconciler"],
+    "relay": PERIODIC["relay"],
 }
 
-# Consumers that do not read a Redis stream (they are run by `runworker` too).
-# name → dotted path of a callable `run(stop_event) -> None`.
-EXTERNAL_CONSUMERS: dict[str, str] = {
-    # seed 002: re-queues deferred (4xx, outage) deliveries and those whose sender died
-    "email-retry": "notifications.retry_loop.run",
-    # seed 000: Kafka → Redis telemetry ingest
-    "kafka-ingest": "telemetry.handlers.run_kafka_ingest",
-    # re-drives from the database what Redis lost (runs RECONCILERS below)
-    "reconciler": "workers.reconcile.run",
-}
+Entry = ConsumerSpec | KafkaSpec | PeriodicSpec
 
 # What the reconciler re-drives, in this order: dotted paths of
 # `redrive(*, stuck_for_s: float) -> int` in the apps' services. Each re-publishes, with the
@@ -186,12 +295,26 @@ RECONCILERS: list[str] = [
 ]
 
 
-def get_consumer(name: str) -> ConsumerSpec:
-    try:
-        return CONSUMERS[name]
-    except KeyError:
-        raise KeyError(f"unknown consumer {name!r}; known: {', '.join(sorted(all_names()))}") from None
+def all_entries() -> Iterator[Entry]:
+    """Every long-running loop: the stream consumers, then the others."""
+    yield from CONSUMERS.values()
+    yield from EXTERNAL_CONSUMERS.values()
 
 
 def all_names() -> list[str]:
-    return [*CONSUMERS, *EXTERNAL_CONSUMERS]
+    return [entry.name for entry in all_entries()]
+
+
+def get_entry(name: str) -> Entry:
+    entry = CONSUMERS.get(name) or EXTERNAL_CONSUMERS.get(name)
+    if entry is None:
+        raise KeyError(f"unknown consumer {name!r}; known: {', '.join(sorted(all_names()))}")
+    return entry
+
+
+def get_consumer(name: str) -> ConsumerSpec:
+    """The stream consumer `name`."""
+    entry = get_entry(name)
+    if not isinstance(entry, ConsumerSpec):
+        raise KeyError(f"{name!r} is a {entry.kind} entry, not a stream consumer")
+    return entry

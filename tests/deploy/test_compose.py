@@ -12,7 +12,7 @@ from django.conf import settings
 from jsonschema import Draft7Validator
 
 from tests.helpers import REPO_ROOT
-from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS, all_names
+from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS, all_entries
 
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
 OUR_IMAGE_SERVICES = {"migrate", "web", "relay"}
@@ -61,12 +61,23 @@ def test_the_check_jsonschema_cli_accepts_the_compose_file_and_rejects_a_broken_
     assert "stop_grace_perod" in bad.stdout
 
 
-def test_every_registered_consumer_has_exactly_one_worker_service_named_after_it():
-    commands = {name: spec["command"] for name, spec in worker_services().items()}
+# The registry entries whose service is not `worker-<name>`: service → its command.
+NAMED_SERVICES = {"relay": ["relay"]}
 
-    assert sorted(commands) == sorted(f"worker-{name}" for name in all_names())
+
+def service_of(name: str) -> str:
+    return name if name in NAMED_SERVICES else f"worker-{name}"
+
+
+def test_every_registry_entry_has_exactly_one_service_named_after_it():
+    commands = {name: spec["command"] for name, spec in worker_services().items()}
+    entries = list(all_entries())
+
+    assert sorted([*commands, *NAMED_SERVICES]) == sorted(service_of(entry.name) for entry in entries)
     assert all(command == ["worker", name.removeprefix("worker-")] for name, command in commands.items())
-    assert set(all_names()) == {*CONSUMERS, *EXTERNAL_CONSUMERS}
+    assert {name: services()[name]["command"] for name in NAMED_SERVICES} == NAMED_SERVICES
+    assert {entry.kind for entry in entries} == {"stream", "kafka", "periodic"}
+    assert [entry.name for entry in entries] == [*CONSUMERS, *EXTERNAL_CONSUMERS]
 
 
 def test_web_migrate_and_the_outbox_relay_run_from_the_same_image_as_the_workers():

@@ -34,6 +34,7 @@ from tests.deploy.conftest import EntrypointProcess
 from tests.helpers import REPO_ROOT, subprocess_environment, wait_until
 from tests.sysdeps import require_program
 from workers import k8s_manifests
+from workers.k8s_manifests import worker_names
 from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS, all_names
 
 K8S = REPO_ROOT / "docker" / "k8s"
@@ -141,10 +142,11 @@ def test_the_committed_consumer_manifests_are_the_generated_ones():
 def test_every_registered_consumer_has_a_deployment_and_every_worker_deployment_a_consumer(overlay):
     workers = {name: doc for name, doc in objects(overlay, "Deployment").items() if name.startswith("worker-")}
 
-    assert sorted(workers) == sorted(f"worker-{name}" for name in all_names())
+    assert sorted(workers) == sorted(f"worker-{name}" for name in worker_names())
     for name in workers:
         assert container(overlay, name, "worker")["args"] == ["worker", name.removeprefix("worker-")]
     assert set(objects(overlay, "Deployment")) - set(workers) == {"web", "relay"}
+    assert sorted([*worker_names(), "relay"]) == sorted(all_names())  # the relay: base/relay.yaml
     assert set(objects(overlay, "Job")) == {"migrate"}
 
 
@@ -152,7 +154,7 @@ def test_every_stream_consumer_and_the_kafka_ingest_scale_on_their_lag_in_produc
     scaled = objects("production", "ScaledObject")
 
     assert sorted(scaled) == sorted(f"worker-{name}" for name in [*CONSUMERS, "kafka-ingest"])
-    assert k8s_manifests.FIXED == set(EXTERNAL_CONSUMERS) - {"kafka-ingest"}
+    assert k8s_manifests.FIXED == set(EXTERNAL_CONSUMERS) - {"kafka-ingest"} - k8s_manifests.OWN_MANIFEST
     for name, spec in CONSUMERS.items():
         scaled_object = scaled[f"worker-{name}"]["spec"]
         (trigger,) = scaled_object["triggers"]
@@ -236,7 +238,7 @@ def test_web_probes_readiness_on_readyz_liveness_on_healthz_with_an_allowed_host
 def test_every_worker_liveness_probe_is_its_own_heartbeat_check_as_in_compose():
     compose = yaml.safe_load((REPO_ROOT / "docker" / "compose.yaml").read_text())["services"]
 
-    for name in all_names():
+    for name in worker_names():
         worker = container("production", f"worker-{name}", "worker")
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             assert worker[probe]["exec"]["command"] == ["/app/docker/entrypoint.sh", "health", "worker", name]
@@ -254,7 +256,7 @@ def test_grace_periods_outlast_the_batch_and_the_request_drain():
 
     assert pre_stop[0] == "sleep"
     assert pods["web"]["terminationGracePeriodSeconds"] > int(pre_stop[1]) + gunicorn["graceful_timeout"]
-    for name in all_names():
+    for name in worker_names():
         assert pods[f"worker-{name}"]["terminationGracePeriodSeconds"] > settings.WEATHER_REPLY_TIMEOUT_S, name
     assert pods["worker-email-sender"]["terminationGracePeriodSeconds"] > email_worst_case
 
@@ -275,7 +277,7 @@ def test_every_pod_runs_restricted_with_limits_and_writable_paths_on_empty_dirs(
             assert {"cpu", "memory"} <= set(c["resources"]["requests"]) & set(c["resources"]["limits"]), where
             tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
             assert tmp and tmp[0]["name"] in empty_dirs, where
-    for name in all_names():
+    for name in worker_names():
         mounts = {m["mountPath"]: m["name"] for m in container(overlay, f"worker-{name}", "worker")["volumeMounts"]}
         assert mounts["/tmp/heartbeat"] in {v["name"] for v in pod_templates(overlay)[f"worker-{name}"]["volumes"]}
 

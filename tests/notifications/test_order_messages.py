@@ -5,10 +5,10 @@ import threading
 import pytest
 
 from notifications.models import Delivery
+from workers.consumer import ConsumerLoop
 from workers.events import Event
 from workers.publish import publish_many
 from workers.registry import get_consumer
-from workers.runner import ConsumerLoop
 
 pytestmark = pytest.mark.django_db
 

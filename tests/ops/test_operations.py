@@ -6,7 +6,7 @@ from rest_framework.authtoken.models import Token
 
 from workers.events import Event
 from workers.publish import publish
-from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS
+from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS, all_entries, all_names
 
 pytestmark = pytest.mark.django_db
 
@@ -78,8 +78,10 @@ def test_runworker_list_prints_one_line_per_consumer(capsys):
     call_command("runworker", "--list")
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["NAME", "STREAM", "GROUP"]
-    assert [line.split()[0] for line in lines[1:]] == [*CONSUMERS, *EXTERNAL_CONSUMERS]
+    assert lines[0].split()[:4] == ["NAME", "KIND", "SOURCE", "GROUP"]
+    assert [line.split()[:2] for line in lines[1:]] == [[entry.name, entry.kind] for entry in all_entries()]
+    assert {entry.kind for entry in all_entries()} == {"stream", "kafka", "periodic"}
+    assert [*CONSUMERS, *EXTERNAL_CONSUMERS] == all_names()
 
 
 def test_make_run_runs_every_registered_consumer_exactly_once():
@@ -94,10 +96,10 @@ def test_make_run_runs_every_registered_consumer_exactly_once():
         named = [
             arg for i, arg in enumerate(args) if not arg.startswith("--") and (i == 0 or args[i - 1] != "--exclude")
         ]
-        ran += [n for n in [*CONSUMERS, *EXTERNAL_CONSUMERS] if n not in excluded] if "--all" in args else named
+        ran += [n for n in all_names() if n not in excluded] if "--all" in args else named
 
-    # then every registered consumer runs, and none twice
-    assert sorted(ran) == sorted([*CONSUMERS, *EXTERNAL_CONSUMERS])
+    # then every registry entry runs, and none twice
+    assert sorted(ran) == sorted(all_names())
 
 
 def test_runworker_refuses_an_unknown_exclusion_and_exclude_without_all():

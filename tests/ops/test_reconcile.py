@@ -11,9 +11,9 @@ from orders.models import Order
 from orders.services import order_place, orders_redrive_stuck, shop_reset_to_seed
 from tests.helpers import wait_until
 from tests.orders.saga import orders_final, pump_saga
+from workers.consumer import ConsumerLoop
 from workers.reconcile import reconcile_once
 from workers.registry import get_consumer
-from workers.runner import ConsumerLoop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

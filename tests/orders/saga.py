@@ -9,8 +9,8 @@ from accounts.models import Account
 from inventory.models import Product
 from orders.models import Order
 from tests.helpers import wait_until
+from workers.consumer import ConsumerLoop
 from workers.registry import get_consumer
-from workers.runner import ConsumerLoop
 
 SAGA_CONSUMERS = ["inventory-reserve", "accounts-charge", "inventory-settle", "orders-status"]
 

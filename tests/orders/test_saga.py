@@ -9,9 +9,9 @@ from inventory.models import Product, Reservation
 from orders.models import CustomerMessage, Order
 from orders.services import shop_reset_to_seed
 from tests.helpers import wait_until
+from workers.consumer import ConsumerLoop
 from workers.events import Event
 from workers.registry import get_consumer
-from workers.runner import ConsumerLoop
 
 from .saga import orders_final, pump_saga
 

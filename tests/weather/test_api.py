@@ -1,6 +1,7 @@
 """The seed's routes and the clean route, answered by a real `weather` worker process."""
 
 import json
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -9,9 +10,10 @@ from prometheus_client import REGISTRY
 from tests.helpers import wait_until
 from weather.providers import BuiltinForecastProvider
 from weather.replies import get_router
-from weather.services import forecast_reply
+from workers.consumer import ConsumerLoop
 from workers.events import Event
-from workers.publish import publish
+from workers.publish import publish, publish_many
+from workers.registry import get_consumer
 
 from .conftest import REQUESTS, RESPONSES, group_done, replies_for, wait_for_terminals
 
@@ -268,12 +270,25 @@ def test_metrics_expose_the_seed_gauges(anon_client, redis_client, worker_proces
     assert "weather_queue_depth 0.0" in metrics
 
 
+@pytest.mark.django_db
 def test_the_reply_stream_is_capped(redis_client, settings):
-    # given: a small cap on the group-less reply stream
+    # given: a small cap on the group-less reply stream, and many more requests than that
     settings.WEATHER_RESPONSES_MAXLEN = 100
-    # when: many more replies than the cap are written
-    for n in range(1000):
-        forecast_reply(request_id=f"r{n}", city="Rome", location="Centro")
+    publish_many(
+        "weather_requests",
+        [
+            Event(
+                type="weather.forecast.requested",
+                payload={"requestId": f"r{n}", "city": "Rome", "location": "Centro"},
+                extra={"requestId": f"r{n}"},
+            )
+            for n in range(1000)
+        ],
+    )
+    # when: a terminal answers them all
+    terminal = ConsumerLoop(get_consumer("weather"), stop=threading.Event(), consumer="t", trims=False, block_ms=5)
+    while terminal.run_once():
+        pass
 
     # then: the stream was trimmed (approximately: whole radix-tree nodes of 100 entries)
     assert redis_client.xlen(RESPONSES) < 300

@@ -7,11 +7,11 @@ import threading
 import pytest
 
 from tests.workers.handlers import created_groups
+from workers.consumer import ConsumerLoop
 from workers.events import Event, known_event_types
 from workers.metrics import consumer_counters
 from workers.publish import publish_many
 from workers.registry import CONSUMERS, ConsumerSpec
-from workers.runner import ConsumerLoop
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_entries_of_other_types_are_acked_counted_and_logged_without_the_handler
     )
 
     # when the loop reads them
-    with caplog.at_level(logging.INFO, logger="workers.runner"):
+    with caplog.at_level(logging.INFO, logger="workers.consumer"):
         for _ in range(3):
             loop.run_once()
 

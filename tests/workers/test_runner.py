@@ -8,12 +8,12 @@ import pytest
 
 from tests.helpers import wait_until
 from tests.workers.handlers import created_groups
+from workers.consumer import ConsumerLoop
 from workers.events import Event
 from workers.metrics import consumer_counters
 from workers.models import ProcessedEvent
 from workers.publish import publish, publish_many
 from workers.registry import ConsumerSpec
-from workers.runner import ConsumerLoop
 
 pytestmark = pytest.mark.django_db
 

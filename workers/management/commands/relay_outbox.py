@@ -1,33 +1,26 @@
-import signal
 import threading
+from dataclasses import replace
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
 
-from workers.connection import UNAVAILABLE_ERRORS
-from workers.publish import relay_pending
+from workers.periodic import PeriodicLoop
+from workers.registry import PERIODIC
+from workers.runner import Runner
 
 
 class Command(BaseCommand):
-    help = "Send outbox events that were not sent after their commit (Redis down, process died)."
+    help = "Send outbox events whose post-commit send failed (Redis down, process died); `runworker relay`."
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one pass, then exit")
-        parser.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
+        parser.add_argument("--interval", type=float, help="seconds between passes (default: the registry's)")
 
     def handle(self, *args, once, interval, **options):
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        while True:
-            close_old_connections()
-            try:
-                sent = relay_pending()
-            except UNAVAILABLE_ERRORS as exc:
-                sent = 0
-                self.stderr.write(f"relay_outbox: Redis unavailable: {exc}")
-            if sent:
-                self.stdout.write(f"relay_outbox: sent {sent} event(s) older than {settings.OUTBOX_RELAY_GRACE_S}s")
-            if once or stop.wait(interval):
-                return
+        spec = PERIODIC["relay"] if interval is None else replace(PERIODIC["relay"], interval=interval)
+        if once:
+            sent = PeriodicLoop(spec, stop=threading.Event()).run_once()
+            self.stdout.write(f"relay_outbox: sent {sent or 0} event(s)")
+            return
+        runner = Runner([spec])
+        runner.install_signal_handlers()
+        runner.run()

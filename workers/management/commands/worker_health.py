@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from workers.connection import UNAVAILABLE_ERRORS, get_redis
-from workers.registry import CONSUMERS, EXTERNAL_CONSUMERS
-from workers.runner import heartbeat_path
+from workers.heartbeat import heartbeat_path
+from workers.registry import CONSUMERS, all_names
 
 
 class Command(BaseCommand):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--relay", action="store_true", help="check the outbox relay's dependencies")
 
     def handle(self, *args, name, relay, **options):
-        if not relay and name not in CONSUMERS and name not in EXTERNAL_CONSUMERS:
+        if not relay and name not in all_names():
             raise CommandError(f"unknown consumer {name!r}; see runworker --list")
         client = get_redis()
         try:
