@@ -30,7 +30,7 @@ class CampaignOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     subject = serializers.CharField()
     body = serializers.CharField()
-    fromEmail = serializers.EmailField(source="from_email")
+    from_email = serializers.EmailField()
     channels = serializers.ListField(child=serializers.CharField())
     status = serializers.CharField()
     recipients = serializers.IntegerField(source="recipients_count")
@@ -38,9 +38,9 @@ class CampaignOutputSerializer(serializers.Serializer):
     failed = serializers.IntegerField(source="failed_count")
     skipped = serializers.IntegerField(source="skipped_count")
     progress = serializers.FloatField(source="progress_percent")
-    createdAt = serializers.DateTimeField(source="created_at")
-    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
-    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
 def _template_field(label: str):
@@ -69,7 +69,7 @@ class CampaignListApi(APIView):
         name = serializers.CharField(max_length=200, validators=[no_control_chars])
         subject = serializers.CharField(max_length=998, validators=[no_control_chars, _template_field("subject")])
         body = serializers.CharField(max_length=100_000, validators=[_template_field("body")])
-        fromEmail = serializers.EmailField(required=False, validators=[no_control_chars])
+        from_email = serializers.EmailField(required=False, validators=[no_control_chars])
         channels = serializers.ListField(
             child=serializers.ChoiceField(choices=Delivery.Channel.values),
             required=False,
@@ -100,7 +100,7 @@ class CampaignListApi(APIView):
             name=data["name"],
             subject=data["subject"],
             body=data["body"],
-            from_email=data.get("fromEmail"),
+            from_email=data.get("from_email"),
             channels=data["channels"],
             send=data["send"],
             created_by=request.user,

@@ -18,29 +18,54 @@ from .services import recipient_create, recipients_generate
 
 
 class RecipientOutputSerializer(serializers.Serializer):
-    """The seed's user shape (`lastName`, `deviceId`) plus opt-out and timestamps."""
+    """A recipient under /api/v1/: snake_case like every /api/v1/ route, with opt-out and
+    timestamps. (The seed's route keeps the seed's camelCase shape, below.)"""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.EmailField(allow_null=True)
+    mobile = serializers.CharField(allow_null=True)  # null: hidden from a caller without users.view_recipient_pii
+    device_id = serializers.CharField()
+    opted_out = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class SeedRecipientOutputSerializer(serializers.Serializer):
+    """Seed 002's user, field for field: `id, username, name, lastName, email, mobile, deviceId`."""
 
     id = serializers.IntegerField()
     username = serializers.CharField()
     name = serializers.CharField()
     lastName = serializers.CharField(source="last_name")
     email = serializers.EmailField(allow_null=True)
-    mobile = serializers.CharField(allow_null=True)  # null: hidden from a caller without users.view_recipient_pii
+    mobile = serializers.CharField(allow_null=True)
     deviceId = serializers.CharField(source="device_id")
-    optedOut = serializers.BooleanField(source="opted_out")
-    createdAt = serializers.DateTimeField(source="created_at")
-    updatedAt = serializers.DateTimeField(source="updated_at")
 
 
-class RedactedRecipientOutputSerializer(RecipientOutputSerializer):
-    """A recipient without its email and mobile, for callers who may not see them."""
+def _redacted(serializer: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """`serializer` without the recipient's email and mobile, for callers who may not see them."""
 
-    def to_representation(self, instance):
-        return {**super().to_representation(instance), "email": None, "mobile": None}
+    class Redacted(serializer):  # type: ignore[valid-type,misc]
+        def to_representation(self, instance):
+            return {**super().to_representation(instance), "email": None, "mobile": None}
+
+    Redacted.__name__ = f"Redacted{serializer.__name__}"
+    return Redacted
 
 
-def _recipient_serializer(request) -> type[RecipientOutputSerializer]:
-    return RecipientOutputSerializer if can_view_recipient_pii(request.user) else RedactedRecipientOutputSerializer
+_REDACTED = {
+    RecipientOutputSerializer: _redacted(RecipientOutputSerializer),
+    SeedRecipientOutputSerializer: _redacted(SeedRecipientOutputSerializer),
+}
+
+
+def _recipient_serializer(
+    request, shape: type[serializers.Serializer] = RecipientOutputSerializer
+) -> type[serializers.Serializer]:
+    return shape if can_view_recipient_pii(request.user) else _REDACTED[shape]
 
 
 class RecipientListApi(APIView):
@@ -56,17 +81,17 @@ class RecipientListApi(APIView):
         name = serializers.CharField(
             max_length=150, required=False, allow_blank=True, default="", validators=[no_control_chars]
         )
-        lastName = serializers.CharField(
+        last_name = serializers.CharField(
             max_length=150, required=False, allow_blank=True, default="", validators=[no_control_chars]
         )
         email = serializers.EmailField(required=False, allow_null=True, default=None, validators=[no_control_chars])
         mobile = serializers.CharField(
             max_length=32, required=False, allow_blank=True, default="", validators=[no_control_chars]
         )
-        deviceId = serializers.CharField(
+        device_id = serializers.CharField(
             max_length=64, required=False, allow_blank=True, default="", validators=[no_control_chars]
         )
-        optedOut = serializers.BooleanField(required=False, default=False)
+        opted_out = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(
         parameters=[OpenApiParameter("search", str, description="username, email or name contains")],
@@ -87,11 +112,11 @@ class RecipientListApi(APIView):
             recipient = recipient_create(
                 username=data["username"],
                 name=data["name"],
-                last_name=data["lastName"],
+                last_name=data["last_name"],
                 email=data["email"],
                 mobile=data["mobile"],
-                device_id=data["deviceId"],
-                opted_out=data["optedOut"],
+                device_id=data["device_id"],
+                opted_out=data["opted_out"],
             )
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict)
@@ -101,22 +126,25 @@ class RecipientListApi(APIView):
 
 
 class RecipientDetailApi(APIView):
-    """One recipient (`GET /api/v1/users/<id>/`, and the seed's `GET /api/v1/user/<id>`)."""
+    """One recipient (`GET /api/v1/users/<id>/`)."""
 
     permission_classes = [HasPerm("users.view_recipient")]
+    shape: type[serializers.Serializer] = RecipientOutputSerializer
 
     @extend_schema(responses=RecipientOutputSerializer, operation_id="users_retrieve")
     def get(self, request, recipient_id: int):
         recipient = recipient_get(recipient_id=recipient_id)
         if recipient is None:
             raise NotFound(f"No user with id {recipient_id}.")
-        return Response(_recipient_serializer(request)(recipient).data)
+        return Response(_recipient_serializer(request, self.shape)(recipient).data)
 
 
 class SeedRecipientDetailApi(RecipientDetailApi):
-    """The seed's `GET /api/v1/user/<id>`: the same view under its own operation id."""
+    """The seed's `GET /api/v1/user/<id>`: the same recipient in the seed's shape."""
 
-    @extend_schema(responses=RecipientOutputSerializer, operation_id="seed_users_retrieve", tags=["seed"])
+    shape = SeedRecipientOutputSerializer
+
+    @extend_schema(responses=SeedRecipientOutputSerializer, operation_id="seed_users_retrieve", tags=["seed"])
     def get(self, request, recipient_id: int):
         return super().get(request, recipient_id)
 

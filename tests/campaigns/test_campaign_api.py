@@ -36,12 +36,12 @@ def test_bad_campaign_is_400_and_creates_nothing(api_client, redis_client, body)
         ("subject", "Promo\r\nBcc: x@example.com"),
         ("subject", "Hi {{ name }}\nReply-To: evil@example.com"),
         ("subject", "Promo\u2028Bcc: x@example.com"),
-        ("fromEmail", "news@example.com\r\nBcc: x@example.com"),
+        ("from_email", "news@example.com\r\nBcc: x@example.com"),
     ],
 )
 def test_line_break_in_a_header_field_is_400_naming_it_and_creates_nothing(api_client, redis_client, field, value):
     # given
-    body = {"name": "Spring", "subject": "Hi", "body": "Line one\r\nline two", "fromEmail": "news@example.com"}
+    body = {"name": "Spring", "subject": "Hi", "body": "Line one\r\nline two", "from_email": "news@example.com"}
 
     # when
     response = api_client.post("/api/v1/campaigns/", {**body, field: value}, format="json")
@@ -92,7 +92,7 @@ def test_create_campaign_publishes_one_event_after_commit(api_client, redis_clie
     # then
     assert response.status_code == 201
     body = response.json()
-    assert body["status"] == "queued" and body["fromEmail"] == "test@test.com" and body["channels"] == ["email"]
+    assert body["status"] == "queued" and body["from_email"] == "test@test.com" and body["channels"] == ["email"]
     assert (body["recipients"], body["sent"], body["failed"], body["skipped"]) == (0, 0, 0, 0)
     entries = redis_client.xrange("campaign")
     assert len(entries) == 1

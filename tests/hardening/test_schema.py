@@ -45,7 +45,7 @@ def test_seed_routes_that_parse_any_content_type_document_a_json_body(schema):
 
 def test_a_campaign_not_started_has_null_timestamps_in_the_schema(schema):
     campaign = schema["components"]["schemas"]["CampaignOutput"]["properties"]
-    assert campaign["startedAt"]["nullable"] is True and campaign["finishedAt"]["nullable"] is True
+    assert campaign["started_at"]["nullable"] is True and campaign["finished_at"]["nullable"] is True
 
 
 def test_an_order_needs_at_least_one_product_in_the_schema(schema):

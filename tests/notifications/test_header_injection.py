@@ -210,11 +210,11 @@ def test_a_from_address_that_is_a_list_or_carries_a_header_sends_nothing(smtp_se
 
 @pytest.mark.parametrize(
     "field",
-    ["username", "name", "lastName", "email", "mobile", "deviceId"],
+    ["username", "name", "last_name", "email", "mobile", "device_id"],
 )
 def test_user_api_refuses_a_line_break_in_any_field(api_client, field):
     # given
-    body = {"username": "ada", "name": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}
+    body = {"username": "ada", "name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
     body[field] = {"email": "ada@example.com\r\nBcc: x@example.com"}.get(field, "Ada\r\nBcc: x@example.com")
 
     # when

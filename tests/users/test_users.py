@@ -40,28 +40,63 @@ def test_user_api_list_create_detail(api_client):
         {
             "username": "ada",
             "name": "Ada",
-            "lastName": "Lovelace",
+            "last_name": "Lovelace",
             "email": "ADA@example.com",
-            "deviceId": "d-1",
+            "device_id": "d-1",
         },
     )
 
-    # then
+    # then /api/v1/ answers snake_case, like every /api/v1/ route
     assert created.status_code == 201
     body = created.json()
-    assert {k: body[k] for k in ("username", "name", "lastName", "email", "mobile", "deviceId", "optedOut")} == {
+    assert set(body) == {
+        "id", "username", "name", "last_name", "email", "mobile", "device_id", "opted_out", "created_at", "updated_at",
+    }  # fmt: skip
+    assert {k: body[k] for k in ("username", "name", "last_name", "email", "mobile", "device_id", "opted_out")} == {
+        "username": "ada",
+        "name": "Ada",
+        "last_name": "Lovelace",
+        "email": "ada@example.com",
+        "mobile": "",
+        "device_id": "d-1",
+        "opted_out": False,
+    }
+    assert api_client.get(f"/api/v1/users/{body['id']}/").json()["username"] == "ada"
+    assert api_client.get("/api/v1/users/").json()["count"] == 1
+    # and the seed's route keeps the seed's exact fields
+    seed = api_client.get(f"/api/v1/user/{body['id']}")
+    assert seed.status_code == 200
+    assert seed.json() == {
+        "id": body["id"],
         "username": "ada",
         "name": "Ada",
         "lastName": "Lovelace",
         "email": "ada@example.com",
         "mobile": "",
         "deviceId": "d-1",
-        "optedOut": False,
     }
-    assert api_client.get(f"/api/v1/users/{body['id']}/").json()["username"] == "ada"
-    assert api_client.get("/api/v1/users/").json()["count"] == 1
-    seed = api_client.get(f"/api/v1/user/{body['id']}")
-    assert seed.status_code == 200 and seed.json()["lastName"] == "Lovelace"
+
+
+def test_every_api_v1_field_is_snake_case_and_seed_routes_keep_their_fields():
+    # one convention under /api/v1/ (the schema is the contract); seed routes are the seeds'
+    import re
+
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    referenced: set[str] = set()
+    for path, operations in schema["paths"].items():
+        if "{" in path and "/api/v1/user/" in path or not path.startswith("/api/v1/") or "seed" in str(operations):
+            continue
+        referenced |= set(re.findall(r"#/components/schemas/(\w+)", str(operations)))
+    camel = {
+        (name, field)
+        for name in referenced
+        for field in components.get(name, {}).get("properties", {})
+        if re.search(r"[a-z][A-Z]", field)
+    }
+    assert camel == set()
 
 
 def test_user_api_refuses_duplicate_username(api_client):
