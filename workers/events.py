@@ -86,20 +86,13 @@ class Event:
             raise MalformedEvent("payload is not a JSON object")
         if not _UUID_RE.fullmatch(event_id):
             raise MalformedEvent(f"event id is not a uuid: {event_id!r}")
-        if len(fields) <= 5:
-            return cls(event_type, payload, event_id, version, fields.get("occurred_at", ""), {}, stream_id, deliveries)
-        extra = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS}
-        return cls(
-            event_type,
-            payload,
-            event_id,
-            version,
-            fields.get("occurred_at", ""),
-            extra,
-            stream_id,
-            deliveries,
-            fields.get("traceparent"),
-        )
+        if len(fields) > 5:  # seed fields, a traceparent
+            extra = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS}
+            traceparent = fields.get("traceparent")
+        else:
+            extra, traceparent = {}, None
+        occurred_at = fields.get("occurred_at", "")
+        return cls(event_type, payload, event_id, version, occurred_at, extra, stream_id, deliveries, traceparent)
 
 
 @functools.cache
