@@ -11,6 +11,13 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from commsplatform.tracing import setup_tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commsplatform.settings.base")
+
+# Before the app loads its middleware (the Django instrumentation adds its own). Each
+# gunicorn worker imports this module after the fork (no preload_app), so each
+# initialises its own exporter thread.
+setup_tracing("commsplatform-web")
 
 application = get_wsgi_application()

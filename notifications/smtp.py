@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from workers.tracing import sampled_send
+
 
 class SmtpUnavailable(Exception):
     """The mail server cannot be reached or closed the session (421): an outage."""
@@ -44,6 +46,7 @@ class SmtpClient:
                 pass
             self._conn = None
 
+    @sampled_send  # with tracing on, a span for one send in TRACING_SMTP_SPAN_EVERY
     def send(self, from_addr: str, to_addr: str, message: bytes) -> SmtpReply:
         """Send one message; return the server's final reply (2xx, 4xx or 5xx).
 

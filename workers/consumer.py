@@ -51,6 +51,7 @@ from .models import ProcessedEvent
 from .publish import stream_name
 from .redis_epoch import epoch_check
 from .registry import ConsumerSpec
+from .tracing import traced_apply
 from .trimming import remove_idle_consumers, trim_stream
 
 logger = logging.getLogger(__name__)
@@ -422,6 +423,7 @@ class ConsumerLoop:
         outcome.ack.extend(_entry_id(e) for e in events)
         outcome.processed += len(events)
 
+    @traced_apply  # a span per handler call, child of (or linked to) the producers' contexts
     def _apply(self, events: list[Event]) -> tuple[int, list[Outgoing]]:
         """Call the handler; with the inbox, skip already-applied events. Return the number
         of duplicates and the events the handler returned for sending with the ack."""

@@ -3,6 +3,8 @@
 An entry's fields are `id` (uuid4), `type` (`<app>.<entity>.<past-tense>`), `version`,
 `occurred_at` (ISO-8601 UTC) and `payload` (JSON text). Seed-compatible streams add the
 seed's own fields next to these through `extra` (e.g. weather's `requestId` and `data`).
+With tracing on (workers.tracing), an entry also carries its producer's W3C
+`traceparent`; without it the field is absent.
 """
 
 import functools
@@ -15,7 +17,7 @@ from typing import Any
 
 import orjson
 
-ENVELOPE_FIELDS = frozenset(("id", "type", "version", "occurred_at", "payload"))
+ENVELOPE_FIELDS = frozenset(("id", "type", "version", "occurred_at", "payload", "traceparent"))
 # Canonical lowercase uuid text, as str(uuid4()) writes it (cheaper than uuid.UUID()).
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -39,6 +41,8 @@ class Event:
     # Set on events read from a stream: the entry id and how often it was delivered.
     stream_id: str | None = None
     deliveries: int = 1
+    # The producer's trace context (W3C traceparent), written only while tracing is on.
+    traceparent: str | None = None
 
     def to_fields(self) -> dict[str, str]:
         fields = {
@@ -48,6 +52,8 @@ class Event:
             "occurred_at": self.occurred_at,
             "payload": orjson.dumps(self.payload, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
         }
+        if self.traceparent is not None:
+            fields["traceparent"] = self.traceparent
         fields.update(self.extra)
         return fields
 
@@ -80,8 +86,13 @@ class Event:
             raise MalformedEvent("payload is not a JSON object")
         if not _UUID_RE.fullmatch(event_id):
             raise MalformedEvent(f"event id is not a uuid: {event_id!r}")
-        extra = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS} if len(fields) > 5 else {}
-        return cls(event_type, payload, event_id, version, fields.get("occurred_at", ""), extra, stream_id, deliveries)
+        if len(fields) > 5:  # seed fields, a traceparent
+            extra = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS}
+            traceparent = fields.get("traceparent")
+        else:
+            extra, traceparent = {}, None
+        occurred_at = fields.get("occurred_at", "")
+        return cls(event_type, payload, event_id, version, occurred_at, extra, stream_id, deliveries, traceparent)
 
 
 @functools.cache

@@ -7,6 +7,9 @@
   transaction emits nothing; `relay_outbox` resends whatever was not sent. The rows of
   sent events are deleted by a background thread in batches (`SentOutboxRows`), off the
   request's path.
+
+With tracing on, each call is a `publish <stream>` span whose context the events carry
+(and the outbox stores), see workers.tracing.
 """
 
 import atexit
@@ -25,6 +28,7 @@ from django.utils import timezone
 from .connection import UNAVAILABLE_ERRORS, XAddFields, get_redis
 from .events import Event
 from .models import OutboxEvent
+from .tracing import traced_publish
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ def publish(stream: str, event: Event, *, maxlen: int | None = None) -> str:
     return publish_many(stream, [event], maxlen=maxlen)[0]
 
 
+@traced_publish
 def publish_many(stream: str, events: Sequence[Event], *, maxlen: int | None = None) -> list[str]:
     """XADD several events in one round trip; return their entry ids in order.
 
@@ -61,6 +66,7 @@ def publish_many(stream: str, events: Sequence[Event], *, maxlen: int | None = N
         raise StreamUnavailable(f"Redis unreachable while publishing to {name}: {exc}") from exc
 
 
+@traced_publish
 def publish_on_commit(stream: str, events: Event | Iterable[Event]) -> None:
     """Store events in the outbox now; send them after the surrounding commit."""
     batch = [events] if isinstance(events, Event) else list(events)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from commsplatform.tracing import setup_tracing
 from workers.registry import ConsumerSpec, KafkaSpec, all_entries, all_names, get_entry
 from workers.runner import Runner
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         unknown = [n for n in names if n not in known]
         if unknown:
             raise CommandError(f"unknown consumer(s): {', '.join(unknown)}; see runworker --list")
+        setup_tracing(f"commsplatform-worker-{'all' if all else '+'.join(names)}")
         runner = Runner([get_entry(n) for n in names], consumer_name=consumer_name)
         runner.install_signal_handlers()
         self.stdout.write(f"runworker: {', '.join(names)}")
