@@ -82,7 +82,7 @@ def old_dead_letter(redis_client, name: str, *, age_s: int, consumer: str, error
         consumer=consumer,
     )
     fields["dlq_at"] = str(at_ms)
-    return redis_client.xadd(DLQ, fields, id=f"{at_ms}-0")
+    return redis_client.xadd(DLQ, fields, id=f"{at_ms}-*")
 
 
 @pytest.mark.django_db
