@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from workers.deadletter import dead_letter_stream, stream_dead_letter
 from workers.events import Event
@@ -227,3 +228,72 @@ def test_the_command_without_yes_asks_and_a_no_changes_nothing(redis_client, mon
         run("redrive", "nope", "--yes")
 
     assert state(redis_client) == before
+
+
+# -- the admin pages (the browser test walks the same pages in chromium) --------------------
+ADMIN = f"/admin/workers/outboxevent/streams/{STREAM}/dead-letters/"
+
+
+@pytest.fixture
+def browser_session(staff_user):
+    """A plain Django test client logged in as staff: form posts, as a browser sends them."""
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+def test_the_admin_purges_every_match_only_after_the_confirmation(browser_session, redis_client):
+    kept, _ = dead_letter(redis_client, "kept", consumer="other")
+    gone = [dead_letter(redis_client, name)[0] for name in "ab"]
+    before = state(redis_client)
+
+    listed = browser_session.get(ADMIN, {"consumer": "notifications"})
+    asked = browser_session.post(f"{ADMIN}confirm/", {"do": "purge-matching", "consumer": "notifications"})
+    after_asking = state(redis_client)
+    done = browser_session.post(
+        f"{ADMIN}confirm/",
+        {"do": "purge-matching", "consumer": "notifications", "max_id": gone[-1], "confirmed": "yes"},
+    )
+
+    assert listed.status_code == 200 and [letter.id for letter in listed.context["page"]] == gone[::-1]
+    assert [letter.id for letter in asked.context["letters"]] == gone[::-1]
+    assert asked.context["wanted"].max_id == gone[-1]
+    assert after_asking == before
+    assert done.status_code == 302 and done["Location"] == ADMIN
+    assert state(redis_client) == ([kept], 0, 1)
+    row = OperatorAction.objects.get()
+    assert (row.actor, row.action, row.selection, row.affected) == (
+        "staff",
+        "purge",
+        {"filter": {"consumer": "notifications", "max_id": gone[-1]}},
+        2,
+    )
+
+
+def test_the_admin_with_a_bad_filter_offers_no_bulk_action_and_a_get_changes_nothing(browser_session, redis_client):
+    dead_letter(redis_client, "kept")
+    before = state(redis_client)
+
+    listed = browser_session.get(ADMIN, {"older_than": "soon"})
+    get_confirm = browser_session.get(f"{ADMIN}confirm/", {"do": "purge-matching", "confirmed": "yes"})
+    nothing_checked = browser_session.post(f"{ADMIN}confirm/", {"do": "redrive-selected", "confirmed": "yes"})
+
+    assert listed.context["matching"] == 0 and b"purge-matching" not in listed.content
+    assert get_confirm.status_code == 405
+    assert nothing_checked.status_code == 302
+    assert state(redis_client) == before
+
+
+def test_the_audit_log_is_read_only_in_the_admin(browser_session, django_user_model, redis_client):
+    browser_session.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "x"))
+    dlq_id, _ = dead_letter(redis_client, "a")
+    browser_session.post(f"{ADMIN}confirm/", {"do": "redrive-selected", "ids": [dlq_id], "confirmed": "yes"})
+    row = OperatorAction.objects.get()
+
+    listing = browser_session.get("/admin/workers/operatoraction/")
+    change = browser_session.post(f"/admin/workers/operatoraction/{row.pk}/change/", {"actor": "someone else"})
+    delete = browser_session.post(f"/admin/workers/operatoraction/{row.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200 and b"redrive" in listing.content
+    assert change.status_code == 403 and delete.status_code == 403
+    assert OperatorAction.objects.get().actor == "root"
