@@ -28,6 +28,7 @@ class OptionalTrailingSlashResolver(URLResolver):
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
+    path("streams/<str:stream>/dead-letters/", include(("workers.urls", "dead-letters"))),
     path("events/", include(("notifications.urls", "events"))),
     path("orders/", include(("orders.urls", "orders"))),
     path("products/", include(("inventory.urls", "products"))),

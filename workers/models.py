@@ -63,3 +63,28 @@ class RedisEpoch(models.Model):
 
     def __str__(self) -> str:
         return self.epoch
+
+
+class OperatorAction(models.Model):
+    """The audit log of what operators did to dead letters: who, when, on which stream,
+    what, how many, and which entries (the ids or the filter). Written by the service
+    that acted (workers.deadletters), in the same call, whichever front end called it."""
+
+    class Action(models.TextChoices):
+        REDRIVE = "redrive"
+        PURGE = "purge"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=200, help_text='a username, or "cli:<os user>" for manage.py')
+    stream = models.CharField(max_length=200)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    selection = models.JSONField(help_text='{"ids": [...]} or {"filter": {...}}')
+    requested = models.PositiveIntegerField(help_text="ids asked for, or entries the filter matched")
+    affected = models.PositiveIntegerField(help_text="entries redriven or purged (the others were already gone)")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "operator action"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.affected} on {self.stream}"
