@@ -184,7 +184,7 @@ def order_status_apply(*, updates: list[StatusUpdate]) -> list[Order]:
         for order in finalized
     ]
     CustomerMessage.objects.bulk_create(messages)
-    # Issue 3's notification pipeline emails the customer from this event when
+    # The notification pipeline emails the customer from this event when
     # `customer_email` is set (a consumer of the orders stream; see the README of orders).
     publish_on_commit(
         "orders",

@@ -1,4 +1,4 @@
-"""Issue 12, item 12: Redis losing its data delays work but loses none of it, and says so.
+"""Redis losing its data delays work but loses none of it, and says so.
 
 Real worker subprocesses, PostgreSQL, a redis-server of the test's own and a recording
 SMTP server. Part of the pipeline runs (the campaign is fanned out and routed, every

@@ -1,4 +1,4 @@
-"""Issue 12, item 11: the Kafka ingest stalling because Redis refuses writes is visible.
+"""The Kafka ingest stalling because Redis refuses writes is visible.
 
 A real broker (Tansu), the ingest as a subprocess, and a redis-server of the test's own
 made to refuse writes the way production ones do: out of memory under `noeviction`.
