@@ -64,15 +64,18 @@ class FailureSerializer(serializers.Serializer):
 
 class CampaignDetailOutputSerializer(CampaignOutputSerializer):
     deliveries = serializers.DictField(
+        source="delivery_stats",
         child=serializers.IntegerField(),
         help_text="deliveries per ledger status: sent, failed, bounced, unsubscribed, skipped (and any other)",
     )
-    failures = FailureSerializer(many=True, help_text="the latest failed deliveries with their SMTP reply")
+    failures = FailureSerializer(
+        source="latest_failures", many=True, help_text="the latest failed deliveries with their SMTP reply"
+    )
 
 
 def _detail(campaign: Campaign) -> dict:
-    campaign.deliveries = campaign_delivery_stats(campaign_id=campaign.pk)  # type: ignore[attr-defined]
-    campaign.failures = campaign_failures(campaign_id=campaign.pk)  # type: ignore[attr-defined]
+    campaign.delivery_stats = campaign_delivery_stats(campaign_id=campaign.pk)  # type: ignore[attr-defined]
+    campaign.latest_failures = campaign_failures(campaign_id=campaign.pk)  # type: ignore[attr-defined]
     return CampaignDetailOutputSerializer(campaign).data
 
 
