@@ -2,21 +2,72 @@
 what the ledger needs to know about a campaign, and the counters it feeds. Named by
 settings.DELIVERY_CAMPAIGN_HOOKS, so notifications never imports campaigns."""
 
+import logging
+
+from django.conf import settings
 from django.db.models import F
 
+from workers.connection import get_redis
 from workers.handling import PermanentError
 
 from .models import Campaign
-from .services import campaign_complete_if_done, campaign_counters_add, campaign_transition
-from .states import RETRY_FAILED
+from .services import (
+    campaign_complete_if_done,
+    campaign_counters_add,
+    campaign_pause,
+    campaign_transition,
+    send_errors_key,
+)
+from .states import RETRY_FAILED, IllegalTransition
+
+logger = logging.getLogger(__name__)
+
+# A paused campaign's recipient batches are still routed (their rows wait `pending`).
+_TAKES_DELIVERIES = (Campaign.Status.SENDING, Campaign.Status.PAUSED)
 
 
 def campaign_route_channels(*, campaign_id: int) -> list[str] | None:
-    campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list("status", "channels").first()
+    # No row lock here: the router holds the row only at the end (campaign_batch_routed).
+    campaign = Campaign.objects.filter(pk=campaign_id).values_list("status", "channels").first()
     if campaign is None:
         raise PermanentError(f"campaign {campaign_id} does not exist")
     status, channels = campaign
-    return list(channels) if status == Campaign.Status.SENDING else None
+    return list(channels) if status in _TAKES_DELIVERIES else None
+
+
+def campaign_batch_routed(*, campaign_id: int, recipients: int, skipped: int) -> bool:
+    campaign_counters_add(campaign_id=campaign_id, recipients=recipients, skipped=skipped, batches_routed=1)
+    # The UPDATE above holds the row until commit: a cancel is either before it (seen
+    # here) or after the commit (it then cancels these rows with the rest).
+    return Campaign.objects.filter(pk=campaign_id, status__in=_TAKES_DELIVERIES).exists()
+
+
+def campaign_send_outcomes(*, campaign_id: int, errors: int, last_ok: bool) -> None:
+    limit = settings.EMAIL_MAX_SEND_ERRORS
+    if limit <= 0:
+        return
+    key = send_errors_key(campaign_id)
+    client = get_redis()
+    if last_ok:
+        in_a_row = errors
+        client.set(key, errors, ex=86400)
+    elif errors:
+        pipe = client.pipeline()
+        pipe.incrby(key, errors)
+        pipe.expire(key, 86400)
+        in_a_row = pipe.execute()[0]
+    else:
+        return
+    if in_a_row >= limit:
+        try:
+            campaign_pause(
+                campaign_id=campaign_id,
+                reason=f"paused automatically after {in_a_row} send errors in a row (EMAIL_MAX_SEND_ERRORS={limit})",
+            )
+        except IllegalTransition:
+            return  # paused, cancelled or finished already
+        client.delete(key)
+        logger.warning("campaign %s paused after %d send errors in a row", campaign_id, in_a_row)
 
 
 def campaign_ids_sending(*, campaign_ids: set[int]) -> set[int]:

@@ -8,8 +8,10 @@ class Campaign(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft"
+        SCHEDULED = "scheduled"  # waits for send_at (the campaign-scheduler loop)
         QUEUED = "queued"
         SENDING = "sending"
+        PAUSED = "paused"  # by an operator, or after EMAIL_MAX_SEND_ERRORS errors in a row
         COMPLETED = "completed"
         COMPLETED_WITH_FAILURES = "completed_with_failures"
         CANCELLED = "cancelled"
@@ -22,6 +24,8 @@ class Campaign(models.Model):
         default=list, help_text='e.g. ["email"]; "sms" and "push" are recorded as not configured'
     )
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="a scheduled campaign starts then")
+    paused_reason = models.CharField(max_length=500, blank=True, help_text="why it was paused")
     recipients_count = models.PositiveIntegerField(default=0)
     sent_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)

@@ -12,16 +12,17 @@ set-based SQL.
 import logging
 import secrets
 import string
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications.services import deliveries_cancel_unsent, deliveries_retry_failed
+from notifications.services import deliveries_cancel_unsent, deliveries_requeue_pending, deliveries_retry_failed
 from notifications.templating import compile_template
 from users.selectors import recipient_count, recipient_id_chunk
+from workers.connection import get_redis
 from workers.events import Event
 from workers.publish import publish_on_commit
 
@@ -31,9 +32,14 @@ from .states import (
     CANCEL,
     COMPLETE,
     COMPLETE_WITH_FAILURES,
+    EDITABLE_STATUSES,
+    PAUSE,
+    RESUME,
     RETRY_FAILED,
+    SCHEDULE,
     SEND,
     START,
+    START_DUE,
     IllegalTransition,
     Transition,
 )
@@ -56,24 +62,31 @@ def campaign_create(
     from_email: str | None = None,
     channels: list[str] | None = None,
     send: bool = True,
+    send_at: datetime | None = None,
     created_by=None,
 ) -> Campaign:
-    """Create a campaign; with `send` it is queued and the `campaign` event leaves after commit.
+    """Create a campaign; with `send` it is queued and the `campaign` event leaves after
+    commit, or, with `send_at` too, it is `scheduled` and the campaign-scheduler starts it then.
 
     Raises notifications.templating.TemplateError for an unknown `{{ field }}`.
     """
     compile_template(subject)
     compile_template(body)
+    if send and send_at is not None:
+        status = Campaign.Status.SCHEDULED
+    else:
+        status = Campaign.Status.QUEUED if send else Campaign.Status.DRAFT
     campaign = Campaign.objects.create(
         name=name,
         subject=subject,
         body=body,
         from_email=from_email or settings.DEFAULT_FROM_EMAIL,
         channels=channels or ["email"],
-        status=Campaign.Status.QUEUED if send else Campaign.Status.DRAFT,
+        status=status,
+        send_at=send_at,
         created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
     )
-    if send:
+    if status == Campaign.Status.QUEUED:
         publish_on_commit("campaign", _queued_event(campaign))
     return campaign
 
@@ -123,6 +136,76 @@ def campaign_queue(*, campaign_id: int) -> None:
     """A draft starts sending. Raises IllegalTransition if it is not a draft."""
     campaign_transition_or_raise(campaign_id=campaign_id, transition=SEND)
     publish_on_commit("campaign", _queued_event(Campaign(pk=campaign_id)))
+
+
+def campaign_update(
+    *, campaign_id: int, subject: str | None = None, body: str | None = None, send_at: datetime | None = None
+) -> None:
+    """Change what a draft or scheduled campaign will send, or when; one conditional UPDATE,
+    so a campaign the scheduler started meanwhile is left as it is (IllegalTransition).
+    Raises notifications.templating.TemplateError for an unknown `{{ field }}`."""
+    changes: dict[str, object] = {}
+    for field, value in (("subject", subject), ("body", body)):
+        if value is not None:
+            compile_template(value)
+            changes[field] = value
+    if send_at is not None:
+        changes["send_at"] = send_at
+    if not changes:
+        return
+    if not Campaign.objects.filter(pk=campaign_id, status__in=EDITABLE_STATUSES).update(**changes):
+        raise _illegal(campaign_id, _EDIT)
+
+
+# Not a status change: the table's shape names the statuses an edit is allowed in.
+_EDIT = Transition("edit", EDITABLE_STATUSES, Campaign.Status.DRAFT)
+
+
+def campaign_schedule(*, campaign_id: int, send_at: datetime) -> None:
+    """A draft (or a scheduled campaign, moved) starts at `send_at`."""
+    campaign_transition_or_raise(campaign_id=campaign_id, transition=SCHEDULE, send_at=send_at)
+
+
+def campaigns_start_due(*, now: datetime | None = None) -> int:
+    """The campaign-scheduler tick: every scheduled campaign whose `send_at` has come is
+    queued (one conditional UPDATE each, so two schedulers start it once) and its
+    `campaign` event leaves after that commit. Returns how many started."""
+    now = now or timezone.now()
+    started = 0
+    due = Campaign.objects.filter(status=Campaign.Status.SCHEDULED, send_at__lte=now).order_by("send_at", "pk")
+    for campaign_id in due.values_list("pk", flat=True)[:100]:
+        with transaction.atomic():
+            if campaign_transition(campaign_id=campaign_id, transition=START_DUE, where=Q(send_at__lte=now)):
+                publish_on_commit("campaign", _queued_event(Campaign(pk=campaign_id)))
+                started += 1
+    if started:
+        logger.info("campaign-scheduler: %d scheduled campaign(s) started", started)
+    return started
+
+
+def campaign_pause(*, campaign_id: int, reason: str = "paused by an operator") -> None:
+    """Stop a sending campaign where it is. The fan-out checks the status per batch and the
+    senders claim a campaign's rows only while it is sending, so nothing more leaves within
+    one batch per sender thread; unsent rows stay `pending`. Raises IllegalTransition."""
+    campaign_transition_or_raise(campaign_id=campaign_id, transition=PAUSE, paused_reason=reason[:500])
+
+
+def send_errors_key(campaign_id: int) -> str:
+    """The Redis key of a campaign's consecutive send errors (hash-tagged: one slot)."""
+    return f"{{campaign-send-errors:{campaign_id}}}"
+
+
+@transaction.atomic
+def campaign_resume(*, campaign_id: int) -> int:
+    """A paused campaign sends again from where it stopped: the fan-out resumes from its
+    cursor (the `campaign` event again) and its `pending` rows go back onto
+    `email-notification` (a row still in an entry is claimed once: claims are conditional).
+    Returns how many deliveries were re-queued. Raises IllegalTransition."""
+    campaign_transition_or_raise(campaign_id=campaign_id, transition=RESUME, paused_reason="")
+    publish_on_commit("campaign", _queued_event(Campaign(pk=campaign_id)))
+    transaction.on_commit(lambda: get_redis().delete(send_errors_key(campaign_id)))
+    transaction.on_commit(lambda: campaign_complete_if_done(campaign_id=campaign_id))
+    return deliveries_requeue_pending(campaign_id=campaign_id)
 
 
 @transaction.atomic

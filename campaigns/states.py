@@ -5,13 +5,14 @@ a transition as one conditional UPDATE (`status IN sources`), so of two concurre
 transitions from the same state only those still allowed after the other committed take
 effect (PostgreSQL re-checks the WHERE clause on the row the other one wrote).
 
-    draft ──send──▶ queued ──start──▶ sending ──complete──▶ completed
-      │               │                 │  ▲ └─complete_with_failures─▶ completed_with_failures
-      └────cancel─────┴──────cancel─────┘  └────────────retry_failed──────────────┘
-                                 ▼
-                             cancelled
+    draft ──schedule──▶ scheduled ──start_due (send_at ≤ now)──┐
+      │  ◀──unschedule──┘                                       ▼
+      └──────────────────────send──────────────────────────▶ queued ──start──▶ sending
+    sending ──complete──▶ completed;  sending ──complete_with_failures──▶ completed_with_failures
+    sending ◀──retry_failed── completed_with_failures;  sending ──pause──▶ paused ──resume──▶ sending
+    cancel: from draft, scheduled, queued, sending, paused ──▶ cancelled
 
-A campaign is created `draft` or `queued`; `completed` and `cancelled` are final.
+A campaign is created `draft`, `scheduled` or `queued`; `completed` and `cancelled` are final.
 """
 
 from dataclasses import dataclass
@@ -29,16 +30,41 @@ class Transition:
 
 
 SEND = Transition("send", frozenset({Status.DRAFT}), Status.QUEUED)
+SCHEDULE = Transition("schedule", frozenset({Status.DRAFT, Status.SCHEDULED}), Status.SCHEDULED)
+UNSCHEDULE = Transition("unschedule", frozenset({Status.SCHEDULED}), Status.DRAFT)
+# The campaign-scheduler's step, applied only where send_at has come (a `where` of the caller).
+START_DUE = Transition("start_due", frozenset({Status.SCHEDULED}), Status.QUEUED)
 START = Transition("start", frozenset({Status.QUEUED}), Status.SENDING)
 COMPLETE = Transition("complete", frozenset({Status.SENDING}), Status.COMPLETED)
 COMPLETE_WITH_FAILURES = Transition(
     "complete_with_failures", frozenset({Status.SENDING}), Status.COMPLETED_WITH_FAILURES
 )
-CANCEL = Transition("cancel", frozenset({Status.DRAFT, Status.QUEUED, Status.SENDING}), Status.CANCELLED)
+CANCEL = Transition(
+    "cancel",
+    frozenset({Status.DRAFT, Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.PAUSED}),
+    Status.CANCELLED,
+)
+PAUSE = Transition("pause", frozenset({Status.SENDING}), Status.PAUSED)
+RESUME = Transition("resume", frozenset({Status.PAUSED}), Status.SENDING)
 # Failed recipients are sent again while the campaign sends, or after it finished with failures.
 RETRY_FAILED = Transition("retry_failed", frozenset({Status.SENDING, Status.COMPLETED_WITH_FAILURES}), Status.SENDING)
 
-TRANSITIONS = (SEND, START, COMPLETE, COMPLETE_WITH_FAILURES, CANCEL, RETRY_FAILED)
+TRANSITIONS = (
+    SEND,
+    SCHEDULE,
+    UNSCHEDULE,
+    START_DUE,
+    START,
+    COMPLETE,
+    COMPLETE_WITH_FAILURES,
+    CANCEL,
+    PAUSE,
+    RESUME,
+    RETRY_FAILED,
+)
+
+# Subject, body and send_at may change only before the campaign starts.
+EDITABLE_STATUSES = frozenset({Status.DRAFT, Status.SCHEDULED})
 
 
 class IllegalTransition(Exception):

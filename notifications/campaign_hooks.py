@@ -16,9 +16,20 @@ from django.conf import settings
 
 class CampaignHooks(Protocol):
     def campaign_route_channels(self, *, campaign_id: int) -> list[str] | None:
-        """Lock the campaign for the caller's transaction; its channels while it is
-        sending, None when it is not. Raises workers.handling.PermanentError if it does
-        not exist."""
+        """Its channels while it takes deliveries (sending or paused), None when it does
+        not. Raises workers.handling.PermanentError if it does not exist."""
+        ...
+
+    def campaign_batch_routed(self, *, campaign_id: int, recipients: int, skipped: int) -> bool:
+        """A recipient batch was routed (`recipients` rows, `skipped` of them not to send),
+        counted in the caller's transaction, which now holds the campaign row; whether the
+        campaign still takes them (False: it was cancelled meanwhile)."""
+        ...
+
+    def campaign_send_outcomes(self, *, campaign_id: int, errors: int, last_ok: bool) -> None:
+        """After a sender chunk: `errors` send errors (4xx, 5xx, outage) since the chunk's
+        last success (or in the whole chunk when `last_ok` is False): the campaign may
+        pause itself after too many in a row (EMAIL_MAX_SEND_ERRORS)."""
         ...
 
     def campaign_ids_sending(self, *, campaign_ids: set[int]) -> set[int]:

@@ -1,9 +1,10 @@
 """The email sender's ledger protocol: claim, send, record.
 
 Each `email-sender` runner thread (EMAIL_SENDER_CONCURRENCY of them) keeps its own
-SMTP session (notifications.smtp) open across messages and entries; a process-wide
-token bucket (notifications.ratelimit) caps messages per second; notifications.message
-assembles each message.
+SMTP session (notifications.smtp) open across messages and entries; one limit shared
+by every sender in Redis (notifications.ratelimit) caps messages per second;
+notifications.message assembles each message (`delivery_message`, which the campaign
+preview and test send use too).
 
 Per entry (a batch of delivery ids), EMAIL_SEND_CHUNK rows at a time:
 1. claim (notifications.claims): `pending` (or `sending` past its lease: its sender died) → `sending`,
@@ -107,6 +108,33 @@ def _campaign_content(campaign_ids: set[int]) -> dict[int, tuple]:
     }
 
 
+def campaign_content(campaign_ids: set[int]) -> dict[int, tuple]:
+    """Compiled (subject, body, from) per campaign, for `delivery_message`."""
+    return _campaign_content(campaign_ids)
+
+
+def delivery_message(row: Mapping[str, Any], content: dict[int, tuple], date: str) -> tuple[str, bytes]:
+    """(envelope sender, message bytes) of one delivery row (the shape `deliveries_claim`
+    reads): what the sender sends, and what a campaign preview shows. Raises
+    InvalidMessage when it cannot be sent as given."""
+    from_addr, subject, body = _render(row, content)
+    message = build_message(
+        from_addr=from_addr,
+        to_addr=row["address"],
+        subject=subject,
+        body=body,
+        message_id=row["message_id"],
+        date=date,
+    )
+    return sender_address(from_addr)[0], message
+
+
+def send_one(*, envelope_from: str, to_addr: str, message: bytes) -> SmtpReply:
+    """One message outside the ledger (a campaign's test send), under the shared rate limit."""
+    rate_limit_wait()
+    return smtp_client().send(envelope_from, to_addr, message)
+
+
 def _render(row: Mapping[str, Any], content: dict[int, tuple]) -> tuple[str, str, str]:
     """(from, subject, body) of one delivery."""
     if row["campaign_id"] is None:
@@ -151,22 +179,14 @@ def _send_chunk(claim: Claim) -> _ChunkResult:
             result.claim_lost = True
             result.unsent = [r["pk"] for r in rows[index:]]
             break
-        from_addr, subject, body = _render(row, content)
         try:
-            message = build_message(
-                from_addr=from_addr,
-                to_addr=row["address"],
-                subject=subject,
-                body=body,
-                message_id=row["message_id"],
-                date=date,
-            )
+            envelope_from, message = delivery_message(row, content, date)
         except InvalidMessage as exc:
             result.invalid.append((row["pk"], str(exc)))
             continue
         rate_limit_wait()
         try:
-            reply = client.send(sender_address(from_addr)[0], row["address"], message)
+            reply = client.send(envelope_from, row["address"], message)
         except SmtpUnavailable as exc:
             result.outage = str(exc)
             result.unsent = [r["pk"] for r in rows[index:]]
@@ -250,6 +270,33 @@ def _record(result: _ChunkResult, claim: Claim, pause_s: float) -> _Recorded:
     return _Recorded(sent=sent, campaigns=set(sent_per) | set(failed_per), lost=expected - sent - outcomes)
 
 
+def _report_send_errors(result: _ChunkResult, claim: Claim) -> None:
+    """Tell each campaign of the chunk its send errors since its last success (4xx and
+    5xx replies in send order; an outage counts once), for EMAIL_MAX_SEND_ERRORS."""
+    if settings.EMAIL_MAX_SEND_ERRORS <= 0:
+        return
+    order = {r["pk"]: (i, r["campaign_id"]) for i, r in enumerate(claim.rows)}
+    events = sorted(
+        [(order[pk][0], True) for pk, _ in result.sent]
+        + [(order[pk][0], False) for pk, _ in result.failed]
+        + [(order[pk][0], False) for pk, _, _ in result.deferred]
+    )
+    per: dict[int, tuple[int, bool]] = {}  # campaign → (errors since last success, seen a success)
+    for index, ok in events:
+        cid = claim.rows[index]["campaign_id"]
+        if cid is None:
+            continue
+        errors, seen_ok = per.get(cid, (0, False))
+        per[cid] = (0, True) if ok else (errors + 1, seen_ok)
+    if result.outage and result.unsent:
+        cid = order[result.unsent[0]][1]
+        if cid is not None:
+            errors, seen_ok = per.get(cid, (0, False))
+            per[cid] = (errors + 1, seen_ok)
+    for cid, (errors, seen_ok) in per.items():
+        campaign_hooks().campaign_send_outcomes(campaign_id=cid, errors=errors, last_ok=seen_ok)
+
+
 def deliveries_send(*, delivery_ids: list[int]) -> int:
     """Send the given deliveries (the email-sender handler); return how many were sent."""
     chunk_size = settings.EMAIL_SEND_CHUNK
@@ -265,6 +312,7 @@ def deliveries_send(*, delivery_ids: list[int]) -> int:
         recorded = _record(result, claim, pause)
         for cid in recorded.campaigns:
             campaign_hooks().campaign_deliveries_settled(campaign_id=cid)
+        _report_send_errors(result, claim)
         sent += recorded.sent
         if recorded.lost or result.claim_lost:
             logger.warning(

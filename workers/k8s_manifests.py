@@ -43,7 +43,7 @@ MIN_REPLICAS_OF = {"weather": 2}  # a replica to spare for the request/reply pat
 MAX_REPLICAS = 10  # each replica holds DB connections: 10 × threads stays well under PostgreSQL's 100
 # Not scaled on lag: the email-retry loop and the reconciler poll the database (no backlog
 # in a stream to measure) and one replica of each is enough.
-FIXED = {"email-retry", "reconciler"}
+FIXED = {"campaign-scheduler", "email-retry", "reconciler"}
 # Entries with a manifest of their own in base/ instead of a generated one: the outbox
 # relay (`entrypoint.sh relay`, its own health command, two replicas in production).
 OWN_MANIFEST = {"relay"}

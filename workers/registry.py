@@ -260,6 +260,12 @@ PERIODIC: dict[str, PeriodicSpec] = by_name(
             description="re-queues deferred (4xx, outage) deliveries and those whose sender died",
         ),
         PeriodicSpec(
+            name="campaign-scheduler",
+            tick="campaigns.services.campaigns_start_due",
+            interval="CAMPAIGN_SCHEDULER_POLL_S",
+            description="starts scheduled campaigns whose send_at has come (a conditional UPDATE each)",
+        ),
+        PeriodicSpec(
             name="reconciler",
             tick="workers.reconcile.reconcile_once",
             interval="RECONCILE_INTERVAL_S",
@@ -276,6 +282,7 @@ PERIODIC: dict[str, PeriodicSpec] = by_name(
 
 # Every entry that does not read a Redis stream: name → spec.
 EXTERNAL_CONSUMERS: dict[str, KafkaSpec | PeriodicSpec] = {
+    "campaign-scheduler": PERIODIC["campaign-scheduler"],
     "email-retry": PERIODIC["email-retry"],
     "kafka-ingest": KAFKA_CONSUMERS["kafka-ingest"],
     "reconciler": PERIODIC["reconciler"],

@@ -276,8 +276,14 @@ DELIVERY_CAMPAIGN_HOOKS = "campaigns.delivery_hooks"
 # thread can be sent twice.
 EMAIL_SEND_CHUNK = env.int("EMAIL_SEND_CHUNK", default=50)
 EMAIL_SENDER_CONCURRENCY = env.int("EMAIL_SENDER_CONCURRENCY", default=4)  # threads, one SMTP connection each
-EMAIL_RATE_LIMIT_PER_S = env.float("EMAIL_RATE_LIMIT_PER_S", default=0.0)  # per process; 0 = unlimited
-EMAIL_RATE_BURST = env.int("EMAIL_RATE_BURST", default=0)  # bucket size; 0 = one second's worth
+# One rate for the whole platform (every sender process and replica share it, in Redis);
+# 0 = unlimited. EMAIL_RATE_LIMIT_KEY names the limit: one per relay, if several.
+EMAIL_RATE_LIMIT_PER_S = env.float("EMAIL_RATE_LIMIT_PER_S", default=0.0)
+EMAIL_RATE_BURST = env.int("EMAIL_RATE_BURST", default=0)  # messages at once; 0 = one second's worth
+EMAIL_RATE_LIMIT_KEY = env("EMAIL_RATE_LIMIT_KEY", default="smtp")
+EMAIL_MAX_SEND_ERRORS = env.int("EMAIL_MAX_SEND_ERRORS", default=0)  # in a row, then the campaign pauses; 0 = never
+EMAIL_TEST_SEND_RATE = env("EMAIL_TEST_SEND_RATE", default="10/minute")  # send-test, per user
+CAMPAIGN_SCHEDULER_POLL_S = env.float("CAMPAIGN_SCHEDULER_POLL_S", default=5.0)  # the campaign-scheduler loop
 EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=10)  # 4xx replies before `failed`
 EMAIL_RETRY_BASE_S = env.float("EMAIL_RETRY_BASE_S", default=30.0)  # backoff after a 4xx, doubling
 EMAIL_RETRY_CAP_S = env.float("EMAIL_RETRY_CAP_S", default=900.0)
@@ -337,6 +343,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("THROTTLE_ANON", default="60/minute"),
         "user": env("THROTTLE_USER", default="100000/minute"),
+        "campaign-send-test": EMAIL_TEST_SEND_RATE,
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # The client address the throttles, the failed-token counter and the login lockout

@@ -2,9 +2,11 @@
 (`deliveries`). Callers import from here."""
 
 from .deliveries import (
+    RETRYABLE_FAILURE,
     deliveries_cancel_unsent,
     deliveries_redrive_stuck,
     deliveries_requeue_due,
+    deliveries_requeue_pending,
     deliveries_retry_failed,
     deliveries_route,
     message_id_for,
@@ -14,9 +16,11 @@ from .messages import PublishedMessage, notification_message_publish, notificati
 
 __all__ = [
     "PublishedMessage",
+    "RETRYABLE_FAILURE",
     "deliveries_cancel_unsent",
     "deliveries_redrive_stuck",
     "deliveries_requeue_due",
+    "deliveries_requeue_pending",
     "deliveries_retry_failed",
     "deliveries_route",
     "message_id_for",

@@ -57,7 +57,7 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
     """
     hooks = campaign_hooks()
     channels = hooks.campaign_route_channels(campaign_id=campaign_id)
-    if channels is None:  # cancelled meanwhile: route nothing
+    if channels is None:  # cancelled (or finished) meanwhile: route nothing
         hooks.campaign_deliveries_counted(campaign_id=campaign_id, batches_routed=1)
         return 0
     already = set(
@@ -91,6 +91,14 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
                 skipped += 1
             rows.append(row)
     Delivery.objects.bulk_create(rows, batch_size=2000)
+    # The campaign row is locked only now, for the rest of this transaction (not for the
+    # whole batch: the senders count on the same row). Cancelled meanwhile → the batch's
+    # new rows are cancelled too, and nothing is queued.
+    if not hooks.campaign_batch_routed(campaign_id=campaign_id, recipients=len(rows), skipped=skipped):
+        Delivery.objects.filter(
+            campaign_id=campaign_id, recipient_id__in=recipient_ids, status=Delivery.Status.PENDING
+        ).update(status=Delivery.Status.CANCELLED)
+        return len(rows)
     pending = list(
         Delivery.objects.filter(
             campaign_id=campaign_id,
@@ -102,7 +110,6 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
         .values_list("pk", flat=True)
     )
     publish_on_commit("email", _email_batch_events(pending))
-    hooks.campaign_deliveries_counted(campaign_id=campaign_id, recipients=len(rows), skipped=skipped, batches_routed=1)
     transaction.on_commit(lambda: hooks.campaign_deliveries_settled(campaign_id=campaign_id))
     return len(rows)
 
@@ -163,13 +170,33 @@ def deliveries_cancel_unsent(*, campaign_id: int) -> int:
     ).update(status=Delivery.Status.CANCELLED, next_attempt_at=None)
 
 
+# The one rule of which failures are worth sending again: those a 4xx reply left failed
+# (attempts used up on a temporary refusal, a timeout or an outage answered 4xx). A 5xx
+# (hard bounce) or a message that could not be built (smtp_code NULL: an invalid address)
+# fails the same way every time.
+RETRYABLE_FAILURE = Q(status=Delivery.Status.FAILED, smtp_code__gte=400, smtp_code__lt=500)
+
+
+def deliveries_requeue_pending(*, campaign_id: int) -> int:
+    """A campaign's `pending` email rows go onto `email-notification` again (after a pause:
+    the senders left them where they were). A row also still waiting in an entry is
+    claimed once, by whichever entry comes first (the claim is a conditional update)."""
+    ids = list(
+        Delivery.objects.filter(campaign_id=campaign_id, channel=Delivery.Channel.EMAIL, status=Delivery.Status.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    publish_on_commit("email", _email_batch_events(ids))
+    return len(ids)
+
+
 @transaction.atomic
 def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: list[int] | None = None) -> int:
-    """Failed email deliveries (of a campaign, or the given ones) go back to `pending`
-    and are queued again, if their campaign lets them (`campaign_failed_retry`: its
+    """Retryable failed email deliveries (RETRYABLE_FAILURE; of a campaign, or the given
+    ones) go back to `pending` and are queued again, if their campaign lets them (`campaign_failed_retry`: its
     failed counter drops and it is sending again); those of a campaign that refuses
     (cancelled, completed) are left as they are. Returns how many were queued."""
-    rows = Delivery.objects.select_for_update().filter(status=Delivery.Status.FAILED, channel=Delivery.Channel.EMAIL)
+    rows = Delivery.objects.select_for_update().filter(RETRYABLE_FAILURE, channel=Delivery.Channel.EMAIL)
     if campaign_id is not None:
         rows = rows.filter(campaign_id=campaign_id)
     if delivery_ids is not None:

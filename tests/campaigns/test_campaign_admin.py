@@ -68,15 +68,23 @@ def test_progress_label_sits_beside_the_bar(operator):
     assert campaign.progress_percent == 1.0
 
 
-def test_change_page_of_a_sending_campaign_has_cancel_and_retry_buttons(operator):
-    # given a sending campaign with one failed recipient
-    campaign = _campaign(status=Campaign.Status.SENDING, failed_count=1)
+def test_change_page_of_a_sending_campaign_has_cancel_pause_and_retry_buttons(operator):
+    # given a sending campaign with one retryable (451) and one hard (550) failure
+    campaign = _campaign(status=Campaign.Status.SENDING, failed_count=2)
+    Delivery.objects.create(campaign=campaign, address="a@example.com", status="failed", smtp_code=451)
+    Delivery.objects.create(
+        campaign=campaign, address="b@example.com", status="failed", smtp_code=550, smtp_response="5.1.1 no such user"
+    )
     # when its change page renders
     html = operator.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
-    # then Cancel and Retry failed are POST forms with a CSRF token; no Send (not a draft)
+    # then Cancel, Pause and Retry failed (the retryable one only) are POST forms with a CSRF token; no Send
     assert f'<form method="post" action="/admin/campaigns/campaign/{campaign.pk}/cancel/">' in html
+    assert f'<form method="post" action="/admin/campaigns/campaign/{campaign.pk}/pause/">' in html
     assert f'<form method="post" action="/admin/campaigns/campaign/{campaign.pk}/retry-failed/">' in html
+    assert f'<form method="post" action="/admin/campaigns/campaign/{campaign.pk}/send-test/">' in html
     assert "Retry 1 failed</button>" in html
+    assert "b@example.com — 550 5.1.1 no such user (not retryable)" in html
+    assert "sent: 0 · failed: 2 · bounced: 0 · unsubscribed: 0 · skipped: 0" in html
     assert f"/admin/campaigns/campaign/{campaign.pk}/send/" not in html
     assert html.count('name="csrfmiddlewaretoken"') >= 3  # two buttons + the change form
 
@@ -95,11 +103,13 @@ def test_cancel_button_cancels_the_campaign_and_its_unsent_deliveries(operator):
 
 
 def test_retry_failed_button_queues_only_the_failed_recipients(operator, redis_client):
-    # given a finished campaign with one failed and one sent delivery
+    # given a finished campaign with one failed (451, attempts used up) and one sent delivery
     campaign = _campaign(
         status=Campaign.Status.COMPLETED_WITH_FAILURES, recipients_count=2, failed_count=1, sent_count=1
     )
-    failed = Delivery.objects.create(campaign=campaign, address="f@example.com", status=Delivery.Status.FAILED)
+    failed = Delivery.objects.create(
+        campaign=campaign, address="f@example.com", status=Delivery.Status.FAILED, smtp_code=451
+    )
     sent = Delivery.objects.create(campaign=campaign, address="s@example.com", status=Delivery.Status.SENT)
     # when the operator presses Retry failed
     response = operator.post(f"/admin/campaigns/campaign/{campaign.pk}/retry-failed/")

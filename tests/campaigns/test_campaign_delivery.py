@@ -174,16 +174,82 @@ def test_permanent_refusal_fails_one_recipient_and_retry_sends_only_it(api_clien
     assert len(smtp_server.messages) == 19
     assert refused.email not in {m.rcpt_tos[0] for m in smtp_server.messages}
 
-    # when: the address is fixed and the failed recipients are retried
+    # when: the failed recipients are retried
     smtp_server.accept_all()
     response = api_client.post(f"/api/v1/campaigns/{campaign_id}/retry-failed/")
 
-    # then: only that one is sent
+    # then: a 5xx is a hard failure, not retryable: nothing is sent again
+    assert response.json() == {"retried": 0}
+    assert Campaign.objects.get(pk=campaign_id).status == "completed_with_failures"
+    assert len(smtp_server.messages) == 19
+
+
+def test_retry_failed_sends_again_only_the_4xx_failures(api_client, smtp_server, worker_process):
+    # given: one address refused 451 until its single attempt is used up
+    recipients_generate(count=10, seed=16)
+    refused = Recipient.objects.order_by("pk").first()
+    smtp_server.refuse_address(refused.email, code=451)
+    _start_workers(worker_process, EMAIL_MAX_ATTEMPTS="1")
+    campaign_id = _create_campaign(api_client)
+    campaign = wait_until(_finished(campaign_id), timeout=60)
+    assert (campaign.status, campaign.sent_count, campaign.failed_count) == ("completed_with_failures", 9, 1)
+
+    # when the server recovers and the failed recipients are retried
+    smtp_server.accept_all()
+    response = api_client.post(f"/api/v1/campaigns/{campaign_id}/retry-failed/")
+
+    # then only that one is sent
     assert response.json() == {"retried": 1}
     campaign = wait_until(lambda: Campaign.objects.filter(pk=campaign_id, status="completed").first(), timeout=30)
-    assert (campaign.sent_count, campaign.failed_count) == (20, 0)
-    assert len(smtp_server.messages) == 20
+    assert (campaign.sent_count, campaign.failed_count) == (10, 0)
+    assert len(smtp_server.messages) == 10
     assert smtp_server.messages[-1].rcpt_tos == (refused.email,)
+
+
+def test_pause_kill_9_and_resume_sends_each_recipient_exactly_once(api_client, smtp_server, worker_process):
+    # given: a rate-limited campaign under way
+    recipients_generate(count=200, seed=17)
+    workers = _start_workers(worker_process, EMAIL_RATE_LIMIT_PER_S="100", EMAIL_RATE_BURST="5")
+    campaign_id = _create_campaign(api_client)
+    wait_until(lambda: len(smtp_server.messages) >= 20, timeout=60)
+
+    # when it is paused, sending stops (what a thread held finishes), and the sender is killed -9
+    assert api_client.post(f"/api/v1/campaigns/{campaign_id}/pause/").json()["status"] == "paused"
+    wait_until(lambda: not Delivery.objects.filter(campaign_id=campaign_id, status="sending").exists(), timeout=30)
+    sent_while_paused = len(smtp_server.messages)
+    workers.kill()
+    assert sent_while_paused < 200
+    assert Delivery.objects.filter(campaign_id=campaign_id, status="sent").count() == sent_while_paused
+
+    # when workers start again, nothing leaves while it is paused; then it is resumed
+    _start_workers(worker_process)
+    wait_until(lambda: Campaign.objects.get(pk=campaign_id).status == "paused", timeout=5)
+    assert len(smtp_server.messages) == sent_while_paused
+    assert api_client.post(f"/api/v1/campaigns/{campaign_id}/resume/").json()["status"] == "sending"
+
+    # then every recipient gets exactly one mail
+    campaign = wait_until(_finished(campaign_id), timeout=90)
+    assert (campaign.status, campaign.sent_count, campaign.failed_count) == ("completed", 200, 0)
+    received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert received == Counter(set(Recipient.objects.values_list("email", flat=True)))
+
+
+def test_consecutive_send_errors_pause_the_campaign_with_a_reason(api_client, smtp_server, worker_process):
+    # given: a server that refuses everything permanently and a limit of 5 errors in a row
+    recipients_generate(count=60, seed=18)
+    smtp_server.refuse_all(code=554)
+    _start_workers(worker_process, EMAIL_MAX_SEND_ERRORS="5")
+
+    # when
+    campaign_id = _create_campaign(api_client)
+
+    # then it pauses itself, the reason on the API, and far from every recipient was tried
+    campaign = wait_until(lambda: Campaign.objects.filter(pk=campaign_id, status="paused").first(), timeout=60)
+    body = api_client.get(f"/api/v1/campaigns/{campaign_id}/").json()
+    assert body["status"] == "paused"
+    assert "send errors in a row (EMAIL_MAX_SEND_ERRORS=5)" in body["paused_reason"] == campaign.paused_reason
+    assert Delivery.objects.filter(campaign_id=campaign_id, status="failed").count() < 60
+    assert smtp_server.messages == []
 
 
 def test_cancel_stops_sending(api_client, smtp_server, worker_process):

@@ -18,7 +18,8 @@ from workers.models import OutboxEvent
 
 
 def _campaign(status: str, *, failed: int = 0, pending: int = 0, sent: int = 0) -> Campaign:
-    """A campaign in `status` whose ledger has that many failed, pending and sent email deliveries."""
+    """A campaign in `status` whose ledger has that many failed (retryable: 451, attempts
+    used up), pending and sent email deliveries."""
     total = failed + pending + sent
     finished = timezone.now() if status in ("completed", "completed_with_failures", "cancelled") else None
     campaign = Campaign.objects.create(
@@ -37,7 +38,13 @@ def _campaign(status: str, *, failed: int = 0, pending: int = 0, sent: int = 0) 
     statuses = ["failed"] * failed + ["pending"] * pending + ["sent"] * sent
     for n, delivery_status in enumerate(statuses):
         recipient = Recipient.objects.create(username=f"u{campaign.pk}-{n}", email=f"u{n}@example.com")
-        Delivery.objects.create(campaign=campaign, recipient=recipient, address=recipient.email, status=delivery_status)
+        Delivery.objects.create(
+            campaign=campaign,
+            recipient=recipient,
+            address=recipient.email,
+            status=delivery_status,
+            smtp_code=451 if delivery_status == "failed" else None,
+        )
     return campaign
 
 
