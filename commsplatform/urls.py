@@ -28,6 +28,7 @@ class OptionalTrailingSlashResolver(URLResolver):
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
+    path("consumers/", include(("workers.urls", "consumers"))),
     path("events/", include(("notifications.urls", "events"))),
     path("orders/", include(("orders.urls", "orders"))),
     path("products/", include(("inventory.urls", "products"))),
