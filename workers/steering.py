@@ -97,7 +97,10 @@ def is_paused(name: str, client: redis.Redis | None = None) -> bool:
     if value is not None:
         return value == "1"
     paused = ConsumerPause.objects.filter(name=name, paused=True).exists()
-    client.set(paused_key(name), "1" if paused else "0", nx=True)
+    try:
+        client.set(paused_key(name), "1" if paused else "0", nx=True)
+    except redis.ResponseError as exc:  # OOM, read-only: the database's answer stands
+        logger.warning("consumer %s: cannot restore the pause flag in Redis: %s", name, exc)
     if paused:
         logger.warning("consumer %s: the pause flag was missing from Redis; restored from the database", name)
     return paused
