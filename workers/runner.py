@@ -33,6 +33,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import redis
+
 from .connection import UNAVAILABLE_ERRORS, get_redis
 from .consumer import ConsumerLoop, default_consumer_name
 from .heartbeat import Heartbeats, rate_sample, replicas_report
@@ -46,6 +48,8 @@ logger = logging.getLogger(__name__)
 REPORT_EVERY_S = 1.0
 RATE_SAMPLE_EVERY_S = 5.0
 PRUNE_EVERY_S = 60.0
+# Reporting never stops the work: Redis away, out of memory or read-only is only logged.
+_REPORT_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, redis.RedisError)
 
 
 class Loop(Protocol):
@@ -139,7 +143,7 @@ class Runner:
                 )
                 try:
                     get_redis().hincrby(CONSUMER_KEY.format(name), "handler_overruns", 1)
-                except UNAVAILABLE_ERRORS as exc:
+                except _REPORT_ERRORS as exc:
                     logger.warning("cannot count the overrun of %s: %s", name, exc)
         return {name: stuck.get(name) or ("paused" if paused[name] else "running") for name in paused}
 
@@ -157,5 +161,5 @@ class Runner:
             if now >= self._next_rate:
                 self._next_rate = now + RATE_SAMPLE_EVERY_S
                 rate_sample(client, states)
-        except UNAVAILABLE_ERRORS as exc:
+        except _REPORT_ERRORS as exc:
             logger.debug("cannot report to Redis: %s", exc)
