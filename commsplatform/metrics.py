@@ -22,9 +22,11 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from commsplatform.health import WRITE_PROBE_KEY
 from workers.connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, get_redis
-from workers.metrics import CONSUMER_COUNTERS, STREAM_COUNTERS, consumer_counters, stream_counters
+from workers.heartbeat import live_replicas
+from workers.metrics import CONSUMER_COUNTERS, CONSUMER_KEY, STREAM_COUNTERS, consumer_counters, stream_counters
 from workers.registry import CONSUMERS, all_names
 from workers.stats import StreamStats, all_stream_stats
+from workers.steering import is_paused, paused_key
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class StreamCollector(Collector):
             name: CounterMetricFamily(f"stream_{name}", f"Stream {name}", labels=["stream"]) for name in STREAM_COUNTERS
         }
         writable = GaugeMetricFamily("redis_writable", "1 when Redis took the scrape's write probe (as /readyz)")
+        steering = _steering_families()
         oldest = heartbeat = None
         try:
             stats = all_stream_stats()
@@ -107,6 +110,7 @@ class StreamCollector(Collector):
             for consumer_name in all_names():
                 for name, value in consumer_counters(consumer_name).items():
                     consumer[name].add_metric([consumer_name], value)
+            _add_steering(steering)
             oldest, heartbeat = _group_liveness(stats)
             writable.add_metric([], _redis_writable())
             up.add_metric([], 1)
@@ -115,8 +119,39 @@ class StreamCollector(Collector):
             up.add_metric([], 0)
             writable.add_metric([], 0)
         yield from (length, dead, pending, lag, up, writable, *consumer.values(), *stream_counter.values())
+        yield from steering
         if oldest is not None and heartbeat is not None:
             yield from (oldest, heartbeat)
+
+
+def _steering_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
+    return (
+        GaugeMetricFamily("consumer_paused", "1 while an operator has paused the entry", labels=["consumer"]),
+        GaugeMetricFamily("consumer_stuck", "Processes whose handler runs past its time limit", labels=["consumer"]),
+        CounterMetricFamily(
+            "consumer_handler_overruns", "Handler calls that ran past their time limit", labels=["consumer"]
+        ),
+    )
+
+
+def _add_steering(families: tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]) -> None:
+    """Pause flags (a flag Redis lost is read from the database), stuck replicas and overruns."""
+    paused, stuck, overruns = families
+    client = get_redis()
+    names = all_names()
+    flags = client.mget([paused_key(name) for name in names])
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hget(CONSUMER_KEY.format(name), "handler_overruns")
+    counts = pipe.execute()
+    for name, flag, count in zip(names, flags, counts, strict=True):
+        try:
+            value = flag == "1" if flag is not None else is_paused(name, client)
+        except DatabaseError:
+            value = False
+        paused.add_metric([name], 1 if value else 0)
+        stuck.add_metric([name], sum(1 for state in live_replicas(name, client).values() if state == "stuck"))
+        overruns.add_metric([name], int(count or 0))
 
 
 def _group_liveness(stats: list[StreamStats]) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:

@@ -3,6 +3,7 @@ from django.urls import Resolver404, URLPattern, URLResolver, include, path, re_
 from django.urls.resolvers import ResolverMatch, RoutePattern
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from workers import urls as workers_urls
 from workers.apis import StreamListApi
 
 from . import errors
@@ -28,7 +29,8 @@ class OptionalTrailingSlashResolver(URLResolver):
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("streams/", StreamListApi.as_view(), name="streams"),
-    path("streams/<str:stream>/dead-letters/", include(("workers.urls", "dead-letters"))),
+    path("streams/<str:stream>/dead-letters/", include((workers_urls.dead_letter_patterns, "dead-letters"))),
+    path("consumers/", include((workers_urls.consumer_patterns, "consumers"))),
     path("events/", include(("notifications.urls", "events"))),
     path("orders/", include(("orders.urls", "orders"))),
     path("products/", include(("inventory.urls", "products"))),

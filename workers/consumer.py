@@ -20,6 +20,12 @@ One `ConsumerLoop` per thread. Each loop:
    dead-letter XADDs, the events the handler returned (`Outgoing`, e.g. replies) and the
    metric increments.
 
+An operator can pause the consumer (workers.steering): the loop checks its flag before
+each read and claim (at most once per WORKER_PAUSE_CHECK_S) and, while paused, reads
+nothing and leaves its pending entries alone. While a handler runs, `handling` holds when
+it started and the entry ids, which the runner's watchdog compares with
+`handler_timeout_s` (a stuck handler is reported; see workers.runner).
+
 The stop event (set by `workers.runner.Runner` on SIGTERM) ends the loop after the batch
 in hand is acked; un-acked entries are reclaimed by another consumer after the idle
 time. Redis going away is survived: the loop backs off and reconnects.
@@ -51,6 +57,7 @@ from .models import ProcessedEvent
 from .publish import stream_name
 from .redis_epoch import epoch_check
 from .registry import ConsumerSpec
+from .steering import PauseFlag
 from .tracing import traced_apply
 from .trimming import remove_idle_consumers, trim_stream
 
@@ -134,6 +141,14 @@ class ConsumerLoop:
         self._next_claim = 0.0
         self._next_trim = time.monotonic() + settings.WORKER_TRIM_INTERVAL_S
         self._read_own_pending = True
+        self.pause = PauseFlag(spec.name)
+        self.handler_timeout_s = spec.handler_timeout_s or settings.WORKER_HANDLER_TIMEOUT_S
+        # While the handler runs: (time.monotonic() when it started, the entry ids).
+        self.handling: tuple[float, list[str]] | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.paused
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> None:
@@ -156,8 +171,12 @@ class ConsumerLoop:
             logger.info("consumer %s (%s) stopped", self.spec.name, self.consumer)
 
     def run_once(self) -> int:
-        """One iteration: ensure the group, reclaim, read one batch, handle, ack."""
+        """One iteration: ensure the group, reclaim, read one batch, handle, ack (or,
+        while paused, wait a pause check interval and read nothing)."""
         client = get_redis()
+        if self.pause.check():
+            self.stop.wait(self.pause.every_s)
+            return 0
         self._ensure_group(client)
         handled = 0
         if self._read_own_pending:
@@ -167,6 +186,8 @@ class ConsumerLoop:
         if now >= self._next_claim:
             handled += self._claim(client)
             self._next_claim = now + self.claim_every_s
+        if self.pause.check():
+            return handled
         entries = self._read(client, ">", block=True)
         handled += self._handle_entries(client, entries)
         if self.spec.linger_ms and 0 < len(entries) < self.spec.batch_size:
@@ -225,7 +246,7 @@ class ConsumerLoop:
         """Handle the entries this consumer name held when its process died, one at a time."""
         handled = 0
         cursor = "0"
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.pause.check():
             entries = self._read(client, cursor, count=1)
             if not entries:
                 break
@@ -237,7 +258,7 @@ class ConsumerLoop:
         """Take over other consumers' entries idle for `claim_idle_ms`, one at a time."""
         handled = reclaimed = 0
         start = "0-0"
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.pause.check():
             try:
                 start, entries, *_ = client.xautoclaim(
                     self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=1
@@ -336,6 +357,7 @@ class ConsumerLoop:
                 outcome.dead.append((entry_id, fields, f"delivered {count} times without success", count))
                 continue
             events.append(event)
+        self.handling = (time.monotonic(), [_entry_id(e) for e in events])
         try:
             if self.spec.batch and len(events) > 1:
                 self._handle_batch(events, outcome)
@@ -344,6 +366,8 @@ class ConsumerLoop:
                     self._handle_one(event, outcome)
         except _Interrupted:
             logger.info("consumer %s: shutdown during a retry; leaving the rest un-acked", self.spec.name)
+        finally:
+            self.handling = None
         self._finish(client, outcome, reclaimed)
         return len(outcome.ack)
 

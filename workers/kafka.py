@@ -53,6 +53,7 @@ from .connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, XAddFields, ge
 from .deadletter import kafka_dead_letter
 from .heartbeat import consumer_stalled
 from .registry import KafkaSpec
+from .steering import PauseFlag
 from .trimming import trim_stream
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,12 @@ class KafkaIngestLoop:
         self.records = 0
         self._last_progress = time.monotonic()
         self.stalled: str | None = None  # why, while stalled
+        self.pause = PauseFlag(spec.name)
+        self._partitions_paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.paused
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> None:
@@ -201,6 +208,8 @@ class KafkaIngestLoop:
     def run_once(self) -> int:
         """Consume one batch, write it, commit it. Return the number of records."""
         assert self._consumer is not None
+        if self._steer_pause():
+            return 0
         messages = self._consumer.consume(num_messages=self.spec.batch_size, timeout=self.spec.poll_timeout_s)
         records = []
         for message in messages:
@@ -220,6 +229,31 @@ class KafkaIngestLoop:
             self._progressed()  # caught up: nothing waits
         self._maybe_trim()
         return len(records)
+
+    def _steer_pause(self) -> bool:
+        """While an operator has paused the ingest (workers.steering): pause the assigned
+        partitions and keep polling, which keeps the group session and the assignment
+        (each round re-pauses, so partitions a rebalance assigned meanwhile are paused
+        too); a record that arrives anyway is sought back to, so it is read after the
+        resume. Resumed: resume the partitions; consuming goes on from where it stopped."""
+        assert self._consumer is not None
+        consumer = self._consumer
+        if not self.pause.check():
+            if self._partitions_paused:
+                consumer.resume(consumer.assignment())
+                self._partitions_paused = False
+            return False
+        assignment = consumer.assignment()
+        if assignment:
+            consumer.pause(assignment)
+        self._partitions_paused = True
+        message = consumer.poll(self.spec.poll_timeout_s)
+        if message is not None and message.error() is None:
+            record = record_from_message(message)
+            consumer.seek(TopicPartition(record.topic, record.partition, record.offset))
+            consumer.pause([TopicPartition(record.topic, record.partition)])
+        self._progressed()  # paused is not stalled
+        return True
 
     # -- writing ------------------------------------------------------------------------
     def _write(self, records: list[KafkaRecord]) -> bool:

@@ -88,3 +88,24 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.affected} on {self.stream}"
+
+
+class ConsumerPause(models.Model):
+    """Whether an operator paused a registry entry (workers.steering), and who last changed it.
+
+    The database is the source of truth; Redis holds a copy (`workers:paused:<name>`) that
+    every loop reads cheaply. A copy missing from Redis (it lost its data) is written back
+    from this row, so a lost Redis never silently resumes a paused consumer.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    paused = models.BooleanField(default=False)
+    reason = models.CharField(max_length=500, blank=True)
+    changed_by = models.CharField(max_length=200, blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "consumer pause"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'paused' if self.paused else 'running'}"

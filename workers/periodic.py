@@ -5,7 +5,8 @@ their own. Each round closes stale database connections first (a long-running th
 outlives CONN_MAX_AGE), then calls the tick; Redis or the database being away is logged
 and the next round retries. With `again_while_busy`, a tick that did work is followed by
 the next one at once, the stop event checked in between, so a backlog drains without
-waiting an interval per batch and a shutdown still ends it at a batch boundary.
+waiting an interval per batch and a shutdown still ends it at a batch boundary. A paused
+entry (workers.steering) skips its rounds, from the next one, until it is resumed.
 """
 
 import logging
@@ -15,6 +16,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from .connection import UNAVAILABLE_ERRORS
 from .registry import PeriodicSpec
+from .steering import PauseFlag
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +29,19 @@ class PeriodicLoop:
         self.spec = spec
         self.stop = stop
         self.tick = spec.load_tick()
+        self.pause = PauseFlag(spec.name)
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.paused
 
     def run(self) -> None:
         logger.info("%s: every %.1fs: %s", self.spec.name, self.spec.interval_s, self.spec.description)
         try:
             while not self.stop.is_set():
+                if self.pause.check():
+                    self.stop.wait(self.pause.every_s)
+                    continue
                 self.run_once()
                 self.stop.wait(self.spec.interval_s)
         finally:

@@ -55,6 +55,9 @@ class ConsumerSpec:
     inbox: bool = True
     max_deliveries: int | None = None  # default settings.WORKER_MAX_DELIVERIES
     claim_idle_ms: int | None = None  # default settings.WORKER_CLAIM_IDLE_MS
+    # A handler call running longer is stuck: reported, and the worker turns unhealthy
+    # (workers.runner); default settings.WORKER_HANDLER_TIMEOUT_S.
+    handler_timeout_s: float | None = None
     description: str = ""
     kind: Kind = "stream"
 
@@ -131,6 +134,7 @@ CONSUMERS: dict[str, ConsumerSpec] = by_name(
             inbox=False,  # the delivery ledger is the dedupe
             batch_size=1,
             concurrency=settings.EMAIL_SENDER_CONCURRENCY,
+            handler_timeout_s=settings.EMAIL_SENDER_HANDLER_TIMEOUT_S,  # a batch of slow SMTP sends
             description="email batches → SMTP (one persistent connection per thread)",
         ),
         ConsumerSpec(

@@ -440,6 +440,18 @@ WORKER_HEARTBEAT_MAX_AGE_S = env.float("WORKER_HEARTBEAT_MAX_AGE_S", default=60.
 # it logs so at ERROR and `worker_health` fails (the Kafka ingest while Redis refuses its
 # writes); /metrics reports a Kafka partition lagging without commits for as long.
 WORKER_STALL_S = env.float("WORKER_STALL_S", default=120.0)
+# A stream consumer's handler running longer than this (per consumer: the registry's
+# handler_timeout_s) is stuck: logged at ERROR, counted, and `worker_health` fails so the
+# supervisor restarts the worker; its entries stay pending for another consumer to reclaim.
+WORKER_HANDLER_TIMEOUT_S = env.float("WORKER_HANDLER_TIMEOUT_S", default=300.0)
+# email-sender's limit: an entry is EMAIL_BATCH_SIZE deliveries sent in chunks, each SMTP
+# command bounded by EMAIL_TIMEOUT, so a slow server legitimately takes minutes.
+EMAIL_SENDER_HANDLER_TIMEOUT_S = env.float("EMAIL_SENDER_HANDLER_TIMEOUT_S", default=900.0)
+# Paused entries (workers.steering): each loop reads its pause flag at most this often.
+WORKER_PAUSE_CHECK_S = env.float("WORKER_PAUSE_CHECK_S", default=1.0)
+# Each worker process reports its entries in Redis (workers.heartbeat.replicas_key) every
+# second; a report older than this is a replica that is gone.
+WORKER_REPLICA_TTL_S = env.float("WORKER_REPLICA_TTL_S", default=10.0)
 # /metrics reads the ingest's lag from the broker: each request bounded by the timeout,
 # the answer (or failure) cached this long per web process. Off: no Kafka in this setup.
 KAFKA_LAG_METRICS = env.bool("KAFKA_LAG_METRICS", default=True)

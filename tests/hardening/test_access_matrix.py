@@ -3,7 +3,8 @@
 Callers: anonymous; an authenticated user in no role; a user in exactly one role (viewers,
 producers, operators; commsplatform/roles.py); staff. PUBLIC: anyone (health probes,
 metrics, the schema and docs, the API root, the weather seed's health/status). STAFF: staff
-only (the admin, /init-data, user generation, the streams view, dead letters). Otherwise the set of roles
+only (the admin, /init-data, user generation, the streams view, dead letters, pausing consumers). Otherwise the
+set of roles
 allowed for that method; staff may call everything. A refused caller gets 401/403 and
 nothing changes (no row, no stream entry, no mail).
 """
@@ -40,6 +41,9 @@ MATRIX = {
     "dead-letters:detail": {"get": STAFF},
     "dead-letters:redrive": {"post": STAFF},
     "dead-letters:purge": {"post": STAFF},
+    "consumers:list": {"get": STAFF},
+    "consumers:pause": {"post": STAFF},
+    "consumers:resume": {"post": STAFF},
     "seed-init-data": {"post": STAFF},
     "seed-user-generate": {"get": STAFF},
     "events:list": {"get": READERS, "post": {PRODUCERS}},

@@ -6,7 +6,10 @@ Exit 0 when healthy, 1 (with the reason on stderr) otherwise:
 - when settings.WORKER_HEARTBEAT_DIR is set, the consumer's heartbeat file (touched by
   `runworker` while all its threads are alive) is younger than WORKER_HEARTBEAT_MAX_AGE_S
   and does not say `stalled: …` (a live consumer making no progress, e.g. the Kafka
-  ingest while Redis refuses its writes for WORKER_STALL_S);
+  ingest while Redis refuses its writes for WORKER_STALL_S) or `stuck: …` (a stream
+  consumer's handler running past its time limit, workers.runner);
+  a file saying `paused` is healthy (an operator paused it, workers.steering): exit 0,
+  printing `paused: <name>`;
 - `--relay` (the outbox relay): Redis and the database answer.
 """
 
@@ -62,6 +65,9 @@ class Command(BaseCommand):
             if age > settings.WORKER_HEARTBEAT_MAX_AGE_S:
                 raise CommandError(f"heartbeat is {age:.0f}s old (max {settings.WORKER_HEARTBEAT_MAX_AGE_S:.0f}s)")
             note = path.read_text(errors="replace").strip()
+            if note == "paused":
+                self.stdout.write(f"paused: {name}")
+                return
             if note:
                 raise CommandError(f"{name}: {note}")
         self.stdout.write(f"ok: {name}")
