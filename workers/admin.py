@@ -49,8 +49,6 @@ class OutboxEventAdmin(admin.ModelAdmin):
             streams, error = [], f"Redis is unreachable: {exc}"
         consumers = [(spec, consumer_counters(spec.name)) for spec in CONSUMERS.values()] if not error else []
         overview = consumer_overview() if not error else []
-        # The dead-letters page (admin/workers/deadletters/<stream>/), by path: it has its own URL conf.
-        deadletters_root = reverse("admin:index") + "workers/deadletters/"
         epoch = epoch_status(None if error else get_redis())
         context = {
             **self.admin_site.each_context(request),
@@ -58,7 +56,6 @@ class OutboxEventAdmin(admin.ModelAdmin):
             "streams": streams,
             "consumers": consumers,
             "overview": overview,
-            "deadletters_root": deadletters_root,
             "error": error,
             "redis_data_lost": epoch.describe() if epoch.alarm else "",
         }

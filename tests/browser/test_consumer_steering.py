@@ -18,7 +18,7 @@ def test_pausing_a_consumer_from_the_streams_page(admin_page, live_server, redis
     admin_page.evaluate(
         "document.querySelector('#id_reason').value = 'provider outage'; document.querySelector('#confirm').click()"
     )
-    admin_page.wait_for_js("document.querySelector('#consumer-weather .state').innerText.startsWith('paused')")
+    admin_page.wait_for_js("document.querySelector('#consumer-weather .state')?.innerText.startsWith('paused')")
     admin_page.screenshot(SCREENSHOTS / "admin-streams-paused.png")
     # then it is paused, by them, and the row offers Resume
     row = ConsumerPause.objects.get(name="weather")

@@ -5,6 +5,7 @@ import pytest
 from django.test import Client
 
 from campaigns.models import Campaign
+from notifications.models import Delivery
 
 from .conftest import SCREENSHOTS
 
@@ -83,6 +84,7 @@ def test_campaign_change_page_shows_progress_and_buttons(admin_page, live_server
         sent_count=3,
         failed_count=1,
     )
+    Delivery.objects.create(campaign=campaign, address="a@example.com", status="failed", smtp_code=451)
     # when its change page opens
     admin_page.open(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")
     admin_page.screenshot(SCREENSHOTS / "admin-campaign-change.png")
@@ -90,8 +92,10 @@ def test_campaign_change_page_shows_progress_and_buttons(admin_page, live_server
     label = admin_page.evaluate("document.querySelector('.campaign-progress-label').innerText")
     assert label == "0.4% · 4 of 1000 (expected)"
     assert admin_page.evaluate("[...document.querySelectorAll('.object-tools button')].map(b => b.innerText)") == [
+        "PAUSE",
         "CANCEL CAMPAIGN",
         "RETRY 1 FAILED",
+        "SEND TEST",
     ]
     assert admin_page.evaluate("!!document.querySelector('[name=subject]')") is False
     assert admin_page.problems() == []
