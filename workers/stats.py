@@ -7,6 +7,7 @@ import redis
 from django.conf import settings
 
 from .connection import get_redis
+from .deadletter import dead_letter_stream
 from .registry import CONSUMERS
 
 
@@ -43,7 +44,7 @@ def stream_stats(stream: str, client: redis.Redis | None = None) -> StreamStats:
     client = client or get_redis()
     pipe = client.pipeline(transaction=False)
     pipe.xlen(stream)
-    pipe.xlen(f"{stream}:dlq")
+    pipe.xlen(dead_letter_stream(stream))
     pipe.xrange(stream, count=1)
     pipe.xrevrange(stream, count=1)
     length, dead, first, last = pipe.execute()
