@@ -28,8 +28,9 @@ reading (`battery_change_event_id`), so a consumer can dedupe.
 On a Redis Cluster the battery hashes, the id set and the stream live in different hash
 slots, and one script may only touch one slot. There the compare-and-set stays atomic
 per battery (one script call per battery, with all of its readings of the batch, sent on
-a pipeline to each master), and the SADD, PUBLISH and XADD of the readings that changed
-follow on the caller's pipeline. The guarantee is weaker: a crash between the two steps
+a pipeline to each master); then the PUBLISHes go out (on any node: cluster pub/sub
+broadcasts), and the SADD and XADD of the readings that changed follow on the caller's
+pipeline. The guarantee is weaker: a crash between the two steps
 leaves the new state stored but not announced (a replay finds nothing to change), so a
 `battery-changes` entry and its PUBLISH can be missed; the hash, the seed's contract, is
 always right.
@@ -197,14 +198,17 @@ def _readings_apply_on_cluster(
         # idempotent); a second failure goes to the ingest's own retry of the batch.
         client.nodes_manager.initialize()
         flags = _compare_and_set(client, readings, by_battery)
+    changed = [r for r, flag in zip(readings, flags, strict=True) if flag]
+    if changed:
+        # A cluster pipeline refuses PUBLISH; any node broadcasts it to the whole cluster.
+        publish = client.get_default_node().redis_connection.pipeline(transaction=False)
+        for r in changed:
+            publish.publish(BATTERY_KEY.format(r.battery_id), UPDATE_MESSAGE)
+        publish.execute()
     announce = pipe if pipe is not None else client.pipeline(transaction=False)
     occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    for r, changed in zip(readings, flags, strict=True):
-        if not changed:
-            continue
-        key = BATTERY_KEY.format(r.battery_id)
+    for r in changed:
         announce.sadd(BATTERY_IDS_KEY, r.battery_id)
-        announce.publish(key, UPDATE_MESSAGE)
         announce.xadd(changes_stream(), cast(XAddFields, _change_fields(r, occurred_at)))
     if pipe is not None:
         return None

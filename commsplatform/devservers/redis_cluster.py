@@ -41,6 +41,9 @@ class ClusterNode(RedisServer):
             # The slots of a failed master are unavailable until its replica takes over;
             # the other masters keep serving theirs.
             "--cluster-require-full-coverage", "no",
+            # A replica syncs at once (not after the default 5 s): one that has not synced
+            # yet cannot be promoted.
+            "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
 
     def role(self) -> str:
@@ -90,8 +93,8 @@ class RedisClusterServer:
         return self
 
     def wait_healthy(self) -> None:
-        """Wait until every live node says `cluster_state:ok` and every master has a replica's
-        view of the same slot map (redis-cli's create returns before the gossip settles)."""
+        """Wait until every live node says `cluster_state:ok` and knows every node, and every
+        replica has synced with its master (redis-cli's create returns before either)."""
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if all(self._state_ok(n) for n in self.nodes if n.running):
@@ -103,7 +106,10 @@ class RedisClusterServer:
         client = redis.Redis(host=node.host, port=node.port, socket_timeout=1, decode_responses=True)
         try:
             info = client.cluster("info")
-            return info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == len(self.nodes)
+            if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.nodes):
+                return False
+            replication = client.info("replication")
+            return replication["role"] == "master" or replication.get("master_link_status") == "up"
         except redis.RedisError:
             return False
         finally:
