@@ -198,3 +198,20 @@ def test_the_throttle_counts_on_the_cache_redis_while_streams_are_on_the_cluster
     assert any(key.startswith("cache:") for key in redis_client.keys("*throttle*"))
     if is_cluster(streams_redis):
         assert streams_redis.dbsize() == 0  # nothing of the cache reached the cluster
+
+
+@pytest.mark.django_db
+def test_metrics_and_readyz_read_every_stream_group_and_dead_letter(streams_redis, anon_client):
+    # given: a dead letter and a group with lag on a seed stream
+    streams_redis.xadd("NotificationStream", {"n": "1"})
+    streams_redis.xgroup_create("NotificationStream", "demo_consumer_group", id="0")
+    streams_redis.xadd(dead_letter_stream("NotificationStream"), {"dlq_error": "boom"})
+    # when
+    metrics = anon_client.get("/metrics")
+    ready = anon_client.get("/readyz")
+    # then
+    text = metrics.content.decode()
+    assert metrics.status_code == 200
+    assert "redis_up 1.0" in text
+    assert 'stream_dead_letters{stream="NotificationStream"} 1.0' in text
+    assert ready.status_code == 200, ready.content
