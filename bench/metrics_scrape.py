@@ -45,6 +45,7 @@ def main() -> None:
         from prometheus_client import CollectorRegistry, generate_latest
 
         from commsplatform.metrics import metrics_view
+        from workers import keys
         from workers.registry import CONSUMERS, ConsumerSpec
 
         call_command("migrate", verbosity=0)
@@ -69,10 +70,10 @@ def main() -> None:
             if not client.exists(stream):
                 for n in range(100):
                     client.xadd(stream, {"n": str(n)})
-                client.xadd(f"{stream}:dlq", {"error": "bench"})
+                client.xadd(keys.dead_letter_stream(stream), {"error": "bench"})
             client.xgroup_create(stream, spec.group_name, id="0")
             client.xreadgroup(spec.group_name, "c-0", {stream: ">"}, count=1)
-            client.hset(f"workers:metrics:consumer:{spec.name}", mapping={"processed": 1000, "failed": 3})
+            client.hset(keys.consumer_metrics(spec.name, stream), mapping={"processed": 1000, "failed": 3})
 
         request = RequestFactory().get("/metrics")
         empty = CollectorRegistry()

@@ -24,18 +24,31 @@ atomic with the compare-and-set: publishing after the script would either lose t
 on a crash or emit it again on a replay. The entry is still a standard envelope (see
 `workers.events.Event`), built in the script for speed; its id is derived from the
 reading (`battery_change_event_id`), so a consumer can dedupe.
+
+On a Redis Cluster the battery hashes, the id set and the stream live in different hash
+slots, and one script may only touch one slot. There the compare-and-set stays atomic
+per battery (one script call per battery, with all of its readings of the batch, sent on
+a pipeline to each master); then the PUBLISHes go out (on any node: cluster pub/sub
+broadcasts), and the SADD and XADD of the readings that changed follow on the caller's
+pipeline. The guarantee is weaker: a crash between the two steps
+leaves the new state stored but not announced (a replay finds nothing to change), so a
+`battery-changes` entry and its PUBLISH can be missed; the hash, the seed's contract, is
+always right.
 """
 
 import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 from django.conf import settings
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.typing import EncodableT
 
-from workers.connection import get_redis
+from workers.connection import UNAVAILABLE_ERRORS, XAddFields, get_redis, is_cluster
 
 from .events import BATTERY_UPDATED, BATTERY_UPDATED_VERSION
 from .readings import Reading
@@ -44,6 +57,7 @@ BATTERY_KEY = "battery:{}:data"
 BATTERY_IDS_KEY = "info:batteries:ids"
 UPDATE_MESSAGE = "updates"
 CHUNK_SIZE = 500  # readings per script call
+_SLOT_MOVED_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.MovedError, *UNAVAILABLE_ERRORS)
 
 # KEYS: the id set, the changes stream, then one battery hash per reading.
 # ARGV: occurred_at, the PUBLISH message, the event type and version, then 7 values per
@@ -93,6 +107,36 @@ return changed
 _apply_script = Script(None, _APPLY_LUA.encode())  # type: ignore[arg-type]
 
 
+# The compare-and-set alone, for one battery (a Redis Cluster: one slot per call).
+# KEYS[1]: the battery hash. ARGV: 6 values per reading (readings.STORED_FIELDS order).
+# Returns one 0/1 per reading: whether it changed the stored state.
+_CAS_LUA = """
+local key, changed = KEYS[1], {}
+for r = 1, #ARGV / 6 do
+  local a = (r - 1) * 6
+  local stored = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
+                            'state_of_charge', 'state_of_health')
+  local newer = stored[1] == false
+  if not newer then
+    for i = 1, 6 do
+      local old, new = tonumber(stored[i]), tonumber(ARGV[a + i])
+      if old == nil or new > old then newer = true break end
+      if new < old then break end
+    end
+  end
+  if newer then
+    redis.call('HSET', key, 'timestamp', ARGV[a + 1], 'voltage', ARGV[a + 2], 'current', ARGV[a + 3],
+               'temperature', ARGV[a + 4], 'state_of_charge', ARGV[a + 5], 'state_of_health', ARGV[a + 6])
+    changed[r] = 1
+  else
+    changed[r] = 0
+  end
+end
+return changed
+"""
+_cas_script = Script(None, _CAS_LUA.encode())  # type: ignore[arg-type]
+
+
 def changes_stream() -> str:
     return settings.STREAMS["battery_changes"]
 
@@ -112,8 +156,11 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
     one round trip here and the result says, per reading, whether it changed anything.
     """
     own = pipe is None
+    client = get_redis()
+    if is_cluster(client):
+        return _readings_apply_on_cluster(cast(RedisCluster, client), readings=readings, pipe=pipe)
     if pipe is None:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
     occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     head: list[EncodableT] = [occurred_at, UPDATE_MESSAGE, BATTERY_UPDATED, BATTERY_UPDATED_VERSION]
     fixed_keys = [BATTERY_IDS_KEY, changes_stream()]
@@ -135,3 +182,66 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
     if not own:
         return None
     return [bool(flag) for flags in pipe.execute() for flag in flags] if readings else []
+
+
+def _readings_apply_on_cluster(
+    client: RedisCluster, *, readings: Sequence[Reading], pipe: redis.client.Pipeline | None
+) -> list[bool] | None:
+    """readings_apply on a Redis Cluster: per battery, then the announcements (see above)."""
+    by_battery: dict[int, list[int]] = {}  # battery id → indexes of its readings, in order
+    for index, r in enumerate(readings):
+        by_battery.setdefault(r.battery_id, []).append(index)
+    try:
+        flags = _compare_and_set(client, readings, by_battery)
+    except _SLOT_MOVED_ERRORS:
+        # A failover moved a slot: re-read the slot map and try once more (the script is
+        # idempotent); a second failure goes to the ingest's own retry of the batch.
+        client.nodes_manager.initialize()
+        flags = _compare_and_set(client, readings, by_battery)
+    changed = [r for r, flag in zip(readings, flags, strict=True) if flag]
+    if changed:
+        # A cluster pipeline refuses PUBLISH; any node broadcasts it to the whole cluster.
+        publish = client.get_default_node().redis_connection.pipeline(transaction=False)
+        for r in changed:
+            publish.publish(BATTERY_KEY.format(r.battery_id), UPDATE_MESSAGE)
+        publish.execute()
+    announce = pipe if pipe is not None else client.pipeline(transaction=False)
+    occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    for r in changed:
+        announce.sadd(BATTERY_IDS_KEY, r.battery_id)
+        announce.xadd(changes_stream(), cast(XAddFields, _change_fields(r, occurred_at)))
+    if pipe is not None:
+        return None
+    announce.execute()
+    return flags
+
+
+def _compare_and_set(client: RedisCluster, readings: Sequence[Reading], by_battery: dict[int, list[int]]) -> list[bool]:
+    """One CAS script call per battery, pipelined per master; one flag per reading."""
+    per_node: dict[str, tuple[redis.client.Pipeline, list[list[int]]]] = {}
+    for battery_id, indexes in by_battery.items():
+        key = BATTERY_KEY.format(battery_id)
+        node = client.get_node_from_key(key)
+        if node.name not in per_node:
+            per_node[node.name] = (node.redis_connection.pipeline(transaction=False), [])
+        node_pipe, calls = per_node[node.name]
+        args: list[EncodableT] = [value for i in indexes for value in readings[i].stored_values()]
+        _cas_script(keys=[key], args=args, client=node_pipe)
+        calls.append(indexes)
+    flags = [False] * len(readings)
+    for node_pipe, calls in per_node.values():
+        for indexes, results in zip(calls, node_pipe.execute(), strict=True):
+            for i, flag in zip(indexes, results, strict=True):
+                flags[i] = bool(flag)
+    return flags
+
+
+def _change_fields(r: Reading, occurred_at: str) -> dict[str, str]:
+    """The `battery-changes` entry the single-Redis script builds, built here."""
+    return {
+        "id": battery_change_event_id(r),
+        "type": BATTERY_UPDATED,
+        "version": str(BATTERY_UPDATED_VERSION),
+        "occurred_at": occurred_at,
+        "payload": json.dumps(r.as_dict(), separators=(",", ":")),
+    }

@@ -34,6 +34,8 @@ Design (chosen over per-process reply streams):
   answered counts in `weather_replies_duplicate_total`; one that comes after the answered
   waiter is gone cannot be told from a foreign reply and counts there.
 - Forked processes (gunicorn) start their own listener: the router checks the pid.
+- On a Redis Cluster the listener sends its XREAD through the cluster client instead, which
+  finds the stream's current master (it moves on a failover) and follows MOVED.
 """
 
 import logging
@@ -47,7 +49,7 @@ from django.core.signals import setting_changed
 from prometheus_client import Counter, Gauge
 
 from workers.backoff import backoff
-from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, get_redis
+from workers.connection import UNAVAILABLE_ERRORS, StreamEntry, XReadReply, get_redis, is_cluster
 from workers.publish import stream_name
 
 logger = logging.getLogger(__name__)
@@ -147,16 +149,26 @@ class ReplyRouter:
         try:
             while not self._stop.is_set():
                 try:
-                    if connection is None:  # kept across errors: it reconnects on the next send
-                        pool = get_redis().connection_pool
-                        connection = pool.get_connection()
-                    # XREAD straight on the listener's own connection, without redis-py's
-                    # per-command pool checkout and reply reshaping: this loop runs for
-                    # every reply of every web process, in each of them.
-                    connection.send_command(
-                        "XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", self.stream, self._last_id
-                    )
-                    response = connection.read_response()
+                    client = get_redis()
+                    if is_cluster(client):
+                        # The stream's master changes on a failover: the cluster client
+                        # routes each XREAD and follows MOVED (its reply: decoded fields).
+                        entries = _cluster_entries(
+                            client.xread({self.stream: self._last_id}, count=1000, block=block_ms)
+                        )
+                        response = None
+                    else:
+                        if connection is None:  # kept across errors: it reconnects on the next send
+                            pool = client.connection_pool
+                            connection = pool.get_connection()
+                        # XREAD straight on the listener's own connection, without redis-py's
+                        # per-command pool checkout and reply reshaping: this loop runs for
+                        # every reply of every web process, in each of them.
+                        connection.send_command(
+                            "XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", self.stream, self._last_id
+                        )
+                        response = connection.read_response()
+                        entries = _stream_entries(response)
                     failures = 0
                     self.last_error = None
                 except UNAVAILABLE_ERRORS as exc:
@@ -176,7 +188,7 @@ class ReplyRouter:
                         connection.disconnect()
                     self._stop.wait(0.5)
                     continue
-                for entry_id, flat_fields in _stream_entries(response):
+                for entry_id, flat_fields in entries:
                     self._last_id = entry_id
                     fields = dict(zip(flat_fields[::2], flat_fields[1::2], strict=True))
                     self._deliver(fields.get("requestId", ""), fields.get("data"))
@@ -207,6 +219,14 @@ def _stream_entries(response: object) -> list[tuple[str, list[str]]]:
     if isinstance(response, dict):
         return cast(list[tuple[str, list[str]]], next(iter(response.values())))
     return cast(list[tuple[str, list[str]]], cast(list, response)[0][1])
+
+
+def _cluster_entries(response: object) -> list[tuple[str, list[str]]]:
+    """The same shape from a cluster client's (reshaped, RESP2) XREAD reply."""
+    if not response:
+        return []
+    entries = cast(XReadReply, response)[0][1]
+    return [(entry_id, [item for pair in fields.items() for item in pair]) for entry_id, fields in entries]
 
 
 _routers: dict[str, ReplyRouter] = {}

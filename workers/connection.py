@@ -1,11 +1,19 @@
-"""Redis clients, one connection pool per URL, shared by every thread of a process."""
+"""Redis clients, one connection pool per URL, shared by every thread of a process.
+
+`REDIS_URL` names a single server (`redis://`, `rediss://`) or, with the scheme
+`redis+cluster://host:port/` (`rediss+cluster://` for TLS), one seed node of a Redis
+Cluster: get_redis() then returns a `redis.cluster.RedisCluster`, which finds the other
+nodes, routes each command to its slot's master, and follows MOVED/ASK and failovers.
+"""
 
 import threading
+from typing import cast
 
 import redis
 from django.conf import settings
 from django.core.signals import setting_changed
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
@@ -19,7 +27,26 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.BusyLoadingError,
     ConnectionError,
     OSError,
+    # A cluster whose slot has no master yet (a failover in progress), or that keeps
+    # answering MOVED/TRYAGAIN until the client's retries run out.
+    redis.exceptions.ClusterError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
 )
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether `url` names a Redis Cluster (`redis+cluster://` or `rediss+cluster://`)."""
+    return url.partition("://")[0] in CLUSTER_SCHEMES
+
+
+def is_cluster(client: object) -> bool:
+    """Whether `client` (from get_redis) talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
+
 
 # Errors that mean "Redis answers but refuses writes": out of memory under `noeviction`, or
 # a read-only replica. PING still passes; every XADD fails.
@@ -54,7 +81,10 @@ def get_redis(url: str | None = None) -> redis.Redis:
     if client is None:
         with _lock:
             client = _clients.get(url)
-            if client is None:
+            if client is None and is_cluster_url(url):
+                client = _cluster_client(url)
+                _clients[url] = client
+            elif client is None:
                 client = redis.Redis.from_url(
                     url,
                     decode_responses=True,
@@ -67,6 +97,30 @@ def get_redis(url: str | None = None) -> redis.Redis:
                 )
                 _clients[url] = client
     return client
+
+
+def _cluster_client(url: str) -> redis.Redis:
+    """A RedisCluster for a `redis+cluster://` seed-node URL.
+
+    A failover (a master dies, its replica is promoted after cluster-node-timeout) shows
+    up as connection errors, then MOVED or CLUSTERDOWN: each command is retried with
+    jittered backoff up to settings.REDIS_CLUSTER_RETRIES times, re-reading the slot map
+    in between, so a failover of a few seconds costs a delay; a longer one raises one of
+    UNAVAILABLE_ERRORS and the caller's own loop backs off.
+    """
+    scheme, _, rest = url.partition("://")
+    plain_url = f"{CLUSTER_SCHEMES[scheme]}://{rest}"
+    client = RedisCluster.from_url(
+        plain_url,
+        decode_responses=True,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
+        health_check_interval=15,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), settings.REDIS_CLUSTER_RETRIES),
+        **(getattr(settings, "REDIS_SSL_OPTIONS", {}) if scheme == "rediss+cluster" else {}),
+    )
+    # The command API is Redis's; the stub types RedisCluster apart (no shared base class).
+    return cast(redis.Redis, client)
 
 
 def reset_clients() -> None:

@@ -15,10 +15,11 @@ One `ConsumerLoop` per thread. Each loop:
 4. reads new entries with `XREADGROUP ... COUNT batch_size BLOCK block_ms`;
 5. runs the handler; transient failures are retried in place with capped exponential
    backoff and full jitter; a `PermanentError`, an undecodable entry, or an entry whose
-   attempts reach `max_deliveries` goes to `<stream>:dlq` with the error and the count;
+   attempts reach `max_deliveries` goes to `{<stream>}:dlq` with the error and the count;
 6. acknowledges only entries that were handled or dead-lettered, in one MULTI with the
    dead-letter XADDs, the events the handler returned (`Outgoing`, e.g. replies) and the
-   metric increments.
+   metric increments (on a Redis Cluster, events for a stream of another hash slot are
+   XADDed just before that MULTI instead; see `_finish`).
 
 An operator can pause the consumer (workers.steering): the loop checks its flag before
 each read and claim (at most once per WORKER_PAUSE_CHECK_S) and, while paused, reads
@@ -49,10 +50,11 @@ from tenacity.wait import wait_base
 
 from . import metrics
 from .backoff import backoff
-from .connection import UNAVAILABLE_ERRORS, PendingStreamEntry, XAddFields, XReadGroupReply, get_redis
+from .connection import UNAVAILABLE_ERRORS, PendingStreamEntry, XAddFields, XReadGroupReply, get_redis, is_cluster
 from .deadletter import dead_letter_stream, stream_dead_letter
 from .events import Event, MalformedEvent, known_event_types
 from .handling import Outgoing, PermanentError
+from .keys import same_slot
 from .models import ProcessedEvent
 from .publish import stream_name
 from .redis_epoch import epoch_check
@@ -478,6 +480,22 @@ class ConsumerLoop:
             return duplicates + len(unique) - len(fresh), outgoing
 
     def _finish(self, client: redis.Redis, outcome: _Outcome, reclaimed: int) -> None:
+        # On a Redis Cluster one MULTI may only touch the stream's slot (its dead letters and
+        # metrics are hash-tagged into it, workers.keys). An outgoing event for a stream of
+        # another slot is XADDed first, on its own: a crash before the ack re-sends it on
+        # redelivery (a duplicate its reader must discard: replies carry their requestId),
+        # never an ack without it.
+        cluster = is_cluster(client)
+        together: list[tuple[str, Outgoing]] = []
+        elsewhere: list[tuple[str, Outgoing]] = []
+        for out in outcome.outgoing:
+            name = stream_name(out.stream)
+            (elsewhere if cluster and not same_slot(self.stream, name) else together).append((name, out))
+        if elsewhere:
+            early = client.pipeline(transaction=False)
+            for name, out in elsewhere:
+                early.xadd(name, cast(XAddFields, out.event.to_fields()), maxlen=out.maxlen, approximate=True)
+            early.execute()
         pipe = client.pipeline(transaction=True)
         for entry_id, fields, error, attempts in outcome.dead:
             dead_letter = stream_dead_letter(
@@ -490,16 +508,15 @@ class ConsumerLoop:
                 consumer=self.spec.name,
             )
             pipe.xadd(self.dlq, cast(XAddFields, dead_letter))
-        for out in outcome.outgoing:
-            pipe.xadd(
-                stream_name(out.stream), cast(XAddFields, out.event.to_fields()), maxlen=out.maxlen, approximate=True
-            )
+        for name, out in together:
+            pipe.xadd(name, cast(XAddFields, out.event.to_fields()), maxlen=out.maxlen, approximate=True)
         ack_ids = outcome.ack + [d[0] for d in outcome.dead]
         if ack_ids:
             pipe.xack(self.stream, self.group, *ack_ids)
         metrics.incr_consumer(
             pipe,
             self.spec.name,
+            stream=self.stream,
             processed=outcome.processed,
             failed=outcome.failed,
             retried=outcome.retried,

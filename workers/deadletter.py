@@ -1,16 +1,20 @@
 """Dead-letter entries: what a consumer writes when it gives up on a message.
 
-A stream consumer's dead letters go to `<stream>:dlq` and keep the entry's own fields
-next to `dlq_*` fields saying why, after how many attempts, and where it came from, so
-`XRANGE <stream>:dlq` shows the message as it was and a replay can re-add it unchanged.
+A stream consumer's dead letters go to `{<stream>}:dlq` (in the stream's Redis Cluster
+slot, see workers.keys) and keep the entry's own fields next to `dlq_*` fields saying
+why, after how many attempts, and where it came from, so `XRANGE {<stream>}:dlq` shows
+the message as it was and a replay can re-add it unchanged.
 A Kafka record's dead letters go to `<topic>:dlq` with its coordinates and raw value.
 """
 
 import time
 
+from . import keys
+
 
 def dead_letter_stream(stream: str) -> str:
-    return f"{stream}:dlq"
+    """The dead-letter stream of `stream`: `{<stream>}:dlq` (the one place that names it)."""
+    return keys.dead_letter_stream(stream)
 
 
 def _now_ms() -> str:

@@ -27,11 +27,12 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from . import keys
 from .models import RedisEpoch
 
 logger = logging.getLogger(__name__)
 
-MARKER_KEY = "commsplatform:redis-epoch"
+MARKER_KEY = keys.REDIS_EPOCH_MARKER
 _ROW_PK = 1
 
 

@@ -10,6 +10,7 @@ import redis
 from django.conf import settings
 
 from .connection import get_redis
+from .deadletter import dead_letter_stream
 from .heartbeat import live_replicas, processing_rate
 from .registry import CONSUMERS, ConsumerSpec, all_entries
 from .steering import PauseState, pause_states
@@ -48,7 +49,7 @@ def stream_stats(stream: str, client: redis.Redis | None = None) -> StreamStats:
     client = client or get_redis()
     pipe = client.pipeline(transaction=False)
     pipe.xlen(stream)
-    pipe.xlen(f"{stream}:dlq")
+    pipe.xlen(dead_letter_stream(stream))
     pipe.xrange(stream, count=1)
     pipe.xrevrange(stream, count=1)
     length, dead, first, last = pipe.execute()
@@ -133,7 +134,7 @@ def consumer_overview(client: redis.Redis | None = None) -> list[ConsumerOvervie
 
 
 def _fill_stream_figures(row: ConsumerOverview, spec: ConsumerSpec, client: redis.Redis, now: float) -> None:
-    row.dead_letters = client.xlen(f"{spec.stream_name}:dlq")
+    row.dead_letters = client.xlen(dead_letter_stream(spec.stream_name))
     try:
         groups = {g["name"]: g for g in client.xinfo_groups(spec.stream_name)}
     except redis.ResponseError:  # no such stream yet

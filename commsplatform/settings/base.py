@@ -11,6 +11,7 @@ from typing import Any
 
 import environ
 from django.conf import global_settings
+from django.core.exceptions import ImproperlyConfigured
 
 from commsplatform.devstack_endpoints import endpoints_path, endpoints_read
 
@@ -184,6 +185,11 @@ else:
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_RETRIES = env.int("REDIS_RETRIES", default=2)
+# A `redis+cluster://host:port/` REDIS_URL (`rediss+cluster://` for TLS) names one seed
+# node of a Redis Cluster. A failover takes about cluster-node-timeout plus a second: each
+# command is retried this often (jittered backoff, capped at 1 s) meanwhile.
+REDIS_CLUSTER_RETRIES = env.int("REDIS_CLUSTER_RETRIES", default=8)
+REDIS_IS_CLUSTER = REDIS_URL.partition("://")[0] in ("redis+cluster", "rediss+cluster")
 # A `rediss://` REDIS_URL speaks TLS; these apply to it (workers.connection and the cache).
 # REDIS_SSL_CERT_REQS: required (default) | optional | none. CA bundle for a private CA,
 # and a client certificate/key where the server asks for one (tls-auth-clients).
@@ -205,16 +211,26 @@ REDIS_SSL_OPTIONS = {
     if value != ""
 }
 
+# The cache, the throttle counters and the failed-token counters live on a plain Redis:
+# neither django-redis nor Django's own Redis cache speaks Redis Cluster (the packages
+# that add it are unmaintained), and this data is small, short-lived and disposable. So
+# with a cluster REDIS_URL, CACHE_REDIS_URL names a single Redis; by default it is REDIS_URL.
+CACHE_REDIS_URL = env("CACHE_REDIS_URL", default="") or REDIS_URL
+if CACHE_REDIS_URL.partition("://")[0] in ("redis+cluster", "rediss+cluster"):
+    raise ImproperlyConfigured(
+        "REDIS_URL names a Redis Cluster: set CACHE_REDIS_URL to a single Redis (redis://host:port/0) "
+        "for the cache and the throttles"
+    )
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": CACHE_REDIS_URL,
         "KEY_PREFIX": "cache",
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-            **({"CONNECTION_POOL_KWARGS": REDIS_SSL_OPTIONS} if REDIS_URL.startswith("rediss://") else {}),
+            **({"CONNECTION_POOL_KWARGS": REDIS_SSL_OPTIONS} if CACHE_REDIS_URL.startswith("rediss://") else {}),
         },
     }
 }

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from campaigns.models import Campaign
 from telemetry.simulation import topic_ensure
 from tests.helpers import REPO_ROOT
+from workers.deadletter import dead_letter_stream
 from workers.registry import CONSUMERS
 
 GRAFANA_DIR = REPO_ROOT / "docker" / "grafana"
@@ -79,7 +80,7 @@ def test_every_metric_of_the_dashboards_and_the_rules_is_in_a_real_scrape(
         redis_client.xadd(spec.stream_name, {"n": str(index)})
     redis_client.xgroup_create(spec.stream_name, spec.group_name, id="0")
     redis_client.xreadgroup(spec.group_name, "sender-0", {spec.stream_name: ">"}, count=1)
-    redis_client.xadd(f"{spec.stream_name}:dlq", {"error": "boom"})
+    redis_client.xadd(dead_letter_stream(spec.stream_name), {"error": "boom"})
     Campaign.objects.create(
         name="Campaign ABCDE", subject="s", body="b", from_email="test@test.com", status="sending", sent_count=3
     )

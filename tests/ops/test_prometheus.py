@@ -17,6 +17,7 @@ from campaigns.models import Campaign
 from commsplatform.devservers import free_port
 from tests.helpers import REPO_ROOT, wait_until
 from tests.sysdeps import require_program
+from workers.deadletter import dead_letter_stream
 from workers.models import OutboxEvent
 from workers.registry import CONSUMERS
 
@@ -157,8 +158,8 @@ def test_a_real_prometheus_scrapes_the_lag_pending_entries_and_dead_letters_of_a
         redis_client.xadd(stream, {"n": str(index)})
     redis_client.xgroup_create(stream, group, id="0")
     redis_client.xreadgroup(group, "sender-0", {stream: ">"}, count=1)
-    redis_client.xadd(f"{stream}:dlq", {"error": "boom", "attempts": "5"})
-    redis_client.xadd(f"{stream}:dlq", {"error": "boom", "attempts": "5"})
+    redis_client.xadd(dead_letter_stream(stream), {"error": "boom", "attempts": "5"})
+    redis_client.xadd(dead_letter_stream(stream), {"error": "boom", "attempts": "5"})
     labels = f'stream="{stream}",group="{group}"'
 
     # when Prometheus has scraped the live server

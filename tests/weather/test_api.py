@@ -11,6 +11,7 @@ from tests.helpers import wait_until
 from weather.providers import BuiltinForecastProvider
 from weather.replies import get_router
 from workers.consumer import ConsumerLoop
+from workers.deadletter import dead_letter_stream
 from workers.events import Event
 from workers.publish import publish, publish_many
 from workers.registry import get_consumer
@@ -305,8 +306,8 @@ def test_a_request_without_a_city_is_dead_lettered_without_a_reply(redis_client,
     publish("weather_requests", bad)
 
     # then: it goes to the dead-letter stream at once, acknowledged, and nobody gets a reply
-    wait_until(lambda: redis_client.xlen(f"{REQUESTS}:dlq") == 1, timeout=20)
-    [(_, dead)] = redis_client.xrange(f"{REQUESTS}:dlq")
+    wait_until(lambda: redis_client.xlen(dead_letter_stream(REQUESTS)) == 1, timeout=20)
+    [(_, dead)] = redis_client.xrange(dead_letter_stream(REQUESTS))
     assert dead["requestId"] == "r-1"
     assert dead["dlq_error"].startswith("PermanentError: not a weather request")
     assert dead["dlq_attempts"] == "1"

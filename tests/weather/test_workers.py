@@ -13,7 +13,9 @@ from rest_framework.test import APIClient
 from tests.helpers import wait_until
 from weather.replies import get_router
 from weather.services import EXPIRED_KEY, ForecastAsk, forecast_replies
+from workers.deadletter import dead_letter_stream
 from workers.events import Event
+from workers.metrics import consumer_key
 from workers.publish import publish_many
 
 from .conftest import GROUP, REQUESTS, RESPONSES, group_done, now_ms, replies_for, wait_for_terminals
@@ -104,7 +106,7 @@ def test_two_consumers_share_the_work_and_process_each_request_once(api_client, 
     assert redis_client.xlen(RESPONSES) == 16
     processed_by = {replies[0]["worker"].rsplit("-", 1)[1] for replies in per_request.values()}
     assert processed_by == {str(w.pid) for w in workers}
-    assert redis_client.hgetall("workers:metrics:consumer:weather") == {"processed": "16"}
+    assert redis_client.hgetall(consumer_key("weather")) == {"processed": "16"}
     wait_until(lambda: group_done(redis_client))
     assert get_router().pending() == 0
 
@@ -129,7 +131,7 @@ def test_kill_9_mid_request_the_request_is_reclaimed_and_answered(api_client, re
     assert response.status_code == 200, response.content
     assert response.json()["city"] == "Kyiv"
     assert len(replies_for(redis_client, response.json()["requestId"])) == 1
-    assert redis_client.hget("workers:metrics:consumer:weather", "reclaimed") == "1"
+    assert redis_client.hget(consumer_key("weather"), "reclaimed") == "1"
     wait_until(lambda: group_done(redis_client))
 
 
@@ -232,9 +234,9 @@ def test_a_batch_with_a_bad_request_answers_the_others_once_and_dead_letters_onl
         else:
             assert replies == []
     assert redis_client.xlen(RESPONSES) == 4
-    [(_, dead)] = redis_client.xrange(f"{REQUESTS}:dlq")
+    [(_, dead)] = redis_client.xrange(dead_letter_stream(REQUESTS))
     assert (dead["requestId"], dead["dlq_attempts"]) == ("b-2", "1")
-    assert redis_client.hgetall("workers:metrics:consumer:weather") == {
+    assert redis_client.hgetall(consumer_key("weather")) == {
         "processed": "4",
         "failed": "1",
         "dead_lettered": "1",

@@ -8,6 +8,7 @@ import pytest
 
 from tests.workers.handlers import created_groups
 from workers.consumer import ConsumerLoop
+from workers.deadletter import dead_letter_stream
 from workers.events import Event, known_event_types
 from workers.metrics import consumer_counters
 from workers.publish import publish_many
@@ -69,8 +70,8 @@ def test_entries_of_other_types_are_acked_counted_and_logged_without_the_handler
     # then only its own type reached the handler, every entry is acked, the rest counted
     assert created_groups() == ["mine"]
     assert redis_client.xpending("typed-stream", "typed-group")["pending"] == 0
-    assert redis_client.xlen("typed-stream:dlq") == 0
-    counters = consumer_counters("test-typed")
+    assert redis_client.xlen(dead_letter_stream("typed-stream")) == 0
+    counters = consumer_counters("test-typed", stream="typed-stream")
     assert (counters["processed"], counters["skipped"]) == (1, 3)
     # and each skipped type is logged once: the unknown one as a warning
     skipped = [(r.levelname, r.getMessage()) for r in caplog.records if "skips" in r.getMessage()]

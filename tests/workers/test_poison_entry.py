@@ -16,6 +16,7 @@ from django.db import connection
 from notifications.events import MESSAGE_PUBLISHED as EVENT_TYPE
 from notifications.models import NotificationMessage
 from tests.helpers import wait_until
+from workers.deadletter import dead_letter_stream
 from workers.events import Event
 from workers.publish import publish_many
 
@@ -72,7 +73,7 @@ def test_a_poison_entry_that_kills_its_worker_is_dead_lettered_and_nothing_else_
         name = "fixed" if restart == "same consumer name" else "life-4"
         worker_process("runworker", "notifications", "--consumer-name", name, env=WORKER_ENV)
         # then: the poison is dead-lettered with its count, the others stored, nothing pending
-        dead = wait_until(lambda: redis_client.xrange(f"{STREAM}:dlq"), timeout=30, message="a dead letter")
+        dead = wait_until(lambda: redis_client.xrange(dead_letter_stream(STREAM)), timeout=30, message="a dead letter")
         wait_until(lambda: NotificationMessage.objects.count() == 4, timeout=30)
         wait_until(lambda: redis_client.xpending(STREAM, GROUP)["pending"] == 0, timeout=10)
     finally:

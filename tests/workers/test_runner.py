@@ -9,6 +9,7 @@ import pytest
 from tests.helpers import wait_until
 from tests.workers.handlers import created_groups
 from workers.consumer import ConsumerLoop
+from workers.deadletter import dead_letter_stream
 from workers.events import Event
 from workers.metrics import consumer_counters
 from workers.models import ProcessedEvent
@@ -60,8 +61,8 @@ def test_handled_events_are_acked_and_counted(settings, redis_client):
     # then
     assert created_groups() == ["a", "b"]
     assert pending(redis_client) == 0
-    assert redis_client.xlen(f"{STREAM}:dlq") == 0
-    assert consumer_counters(loop.spec.name)["processed"] == 2
+    assert redis_client.xlen(dead_letter_stream(STREAM)) == 0
+    assert consumer_counters(loop.spec.name, stream=STREAM)["processed"] == 2
 
 
 def test_a_handler_failing_once_is_retried_and_succeeds(settings, redis_client):
@@ -74,9 +75,9 @@ def test_a_handler_failing_once_is_retried_and_succeeds(settings, redis_client):
 
     assert created_groups() == ["retried"]
     assert redis_client.get(f"calls:{event.id}") == "2"
-    assert redis_client.xlen(f"{STREAM}:dlq") == 0
+    assert redis_client.xlen(dead_letter_stream(STREAM)) == 0
     assert pending(redis_client) == 0
-    counters = consumer_counters(loop.spec.name)
+    counters = consumer_counters(loop.spec.name, stream=STREAM)
     assert (counters["processed"], counters["retried"], counters["dead_lettered"]) == (1, 1, 0)
 
 
@@ -88,14 +89,14 @@ def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(settings, r
 
     drain(loop)
 
-    [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
+    [(_, dead)] = redis_client.xrange(dead_letter_stream(STREAM))
     assert dead["id"] == event.id
     assert dead["dlq_error"] == "RuntimeError: simulated bug"
     assert dead["dlq_attempts"] == "3"
     assert dead["dlq_group"] == GROUP
     assert redis_client.get(f"calls:{event.id}") == "3"
     assert pending(redis_client) == 0  # acked: it will not be redelivered
-    assert consumer_counters(loop.spec.name)["dead_lettered"] == 1
+    assert consumer_counters(loop.spec.name, stream=STREAM)["dead_lettered"] == 1
 
 
 def test_a_permanent_error_is_dead_lettered_without_retrying(redis_client):
@@ -105,7 +106,7 @@ def test_a_permanent_error_is_dead_lettered_without_retrying(redis_client):
 
     drain(loop)
 
-    [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
+    [(_, dead)] = redis_client.xrange(dead_letter_stream(STREAM))
     assert (dead["dlq_error"], dead["dlq_attempts"]) == ("PermanentError: simulated bad data", "1")
     assert redis_client.get(f"calls:{event.id}") == "1"
 
@@ -117,7 +118,7 @@ def test_an_entry_that_is_not_an_event_is_dead_lettered(redis_client):
 
     drain(loop)
 
-    [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
+    [(_, dead)] = redis_client.xrange(dead_letter_stream(STREAM))
     assert dead["hello"] == "world"
     assert dead["dlq_error"].startswith("MalformedEvent")
     assert created_groups() == ["fine"]
@@ -131,7 +132,7 @@ def test_one_bad_event_in_a_batch_does_not_sink_the_others(redis_client):
     drain(loop)
 
     assert created_groups() == ["one", "three"]
-    [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
+    [(_, dead)] = redis_client.xrange(dead_letter_stream(STREAM))
     assert dead["dlq_error"] == "PermanentError: poison event two"
     assert pending(redis_client) == 0
 
@@ -150,7 +151,7 @@ def test_events_a_handler_returns_are_sent_with_the_ack(redis_client):
     assert [json.loads(fields["payload"]) for _, fields in replies] == [{"to": r.id} for r in requests]
     assert {fields["type"] for _, fields in replies} == {"tests.answer.produced"}
     assert pending(redis_client) == 0
-    assert consumer_counters(loop.spec.name)["processed"] == 3
+    assert consumer_counters(loop.spec.name, stream=STREAM)["processed"] == 3
 
 
 def test_a_redelivered_event_is_applied_once(redis_client):
@@ -164,7 +165,7 @@ def test_a_redelivered_event_is_applied_once(redis_client):
     assert created_groups() == ["once"]
     assert redis_client.get(f"calls:{event.id}") == "1"
     assert ProcessedEvent.objects.filter(group=GROUP, event_id=uuid.UUID(event.id)).count() == 1
-    assert consumer_counters(loop.spec.name)["duplicates"] == 1
+    assert consumer_counters(loop.spec.name, stream=STREAM)["duplicates"] == 1
     assert pending(redis_client) == 0
 
 
@@ -183,7 +184,7 @@ def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis_client):
     # then
     assert created_groups() == ["x", "y"]
     assert pending(redis_client) == 0
-    assert consumer_counters(loop.spec.name)["reclaimed"] == 2
+    assert consumer_counters(loop.spec.name, stream=STREAM)["reclaimed"] == 2
 
 
 def test_a_consumer_restarted_under_its_name_counts_its_pending_entries_for_real(redis_of_each_version):
@@ -198,7 +199,7 @@ def test_a_consumer_restarted_under_its_name_counts_its_pending_entries_for_real
     # when: c1 starts again
     drain(loop, rounds=1)
     # then: the fourth delivery goes to the dead-letter stream; the handler never ran
-    [(_, dead)] = client.xrange(f"{STREAM}:dlq")
+    [(_, dead)] = client.xrange(dead_letter_stream(STREAM))
     assert (dead["dlq_entry_id"], dead["dlq_attempts"]) == (entry_id, "4")
     assert not created_groups()
     assert client.xpending(STREAM, GROUP)["pending"] == 0
@@ -241,7 +242,7 @@ def test_shutdown_during_a_retry_leaves_the_entry_pending_for_another_consumer(s
     loop.run_once()
 
     assert pending(redis_client) == 1
-    assert redis_client.xlen(f"{STREAM}:dlq") == 0
+    assert redis_client.xlen(dead_letter_stream(STREAM)) == 0
 
 
 def test_a_pending_entry_trimmed_away_is_acked_not_fatal(redis_of_each_version):
