@@ -30,6 +30,7 @@ class CampaignOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     subject = serializers.CharField()
     body = serializers.CharField()
+    htmlBody = serializers.CharField(source="html_body")
     fromEmail = serializers.EmailField(source="from_email")
     channels = serializers.ListField(child=serializers.CharField())
     status = serializers.CharField()
@@ -37,6 +38,8 @@ class CampaignOutputSerializer(serializers.Serializer):
     sent = serializers.IntegerField(source="sent_count")
     failed = serializers.IntegerField(source="failed_count")
     skipped = serializers.IntegerField(source="skipped_count")
+    unsubscribed = serializers.IntegerField(source="unsubscribed_count", help_text="of skipped")
+    bounced = serializers.IntegerField(source="bounced_count", help_text="of sent: bounced later")
     progress = serializers.FloatField(source="progress_percent")
     createdAt = serializers.DateTimeField(source="created_at")
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
@@ -69,6 +72,10 @@ class CampaignListApi(APIView):
         name = serializers.CharField(max_length=200, validators=[no_control_chars])
         subject = serializers.CharField(max_length=998, validators=[no_control_chars, _template_field("subject")])
         body = serializers.CharField(max_length=100_000, validators=[_template_field("body")])
+        # Optional HTML part (multipart/alternative); recipient fields are HTML-escaped in it.
+        htmlBody = serializers.CharField(
+            max_length=200_000, required=False, default="", allow_blank=True, validators=[_template_field("htmlBody")]
+        )
         fromEmail = serializers.EmailField(required=False, validators=[no_control_chars])
         channels = serializers.ListField(
             child=serializers.ChoiceField(choices=Delivery.Channel.values),
@@ -100,6 +107,7 @@ class CampaignListApi(APIView):
             name=data["name"],
             subject=data["subject"],
             body=data["body"],
+            html_body=data["htmlBody"],
             from_email=data.get("fromEmail"),
             channels=data["channels"],
             send=data["send"],

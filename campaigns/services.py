@@ -53,6 +53,7 @@ def campaign_create(
     name: str,
     subject: str,
     body: str,
+    html_body: str = "",
     from_email: str | None = None,
     channels: list[str] | None = None,
     send: bool = True,
@@ -64,10 +65,12 @@ def campaign_create(
     """
     compile_template(subject)
     compile_template(body)
+    compile_template(html_body)
     campaign = Campaign.objects.create(
         name=name,
         subject=subject,
         body=body,
+        html_body=html_body,
         from_email=from_email or settings.DEFAULT_FROM_EMAIL,
         channels=channels or ["email"],
         status=Campaign.Status.QUEUED if send else Campaign.Status.DRAFT,
