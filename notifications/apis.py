@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import JSONRenderer, StaticHTMLRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -163,6 +164,8 @@ class UnsubscribePageApi(UnsubscribeApi):
     scanner's GET changes nothing); POST is the one-click unsubscribe (JSON, or the page
     again when a browser's form sent it)."""
 
+    renderer_classes = [JSONRenderer, StaticHTMLRenderer]
+
     @extend_schema(exclude=True)
     def get(self, request, token: str):
         try:
@@ -174,7 +177,7 @@ class UnsubscribePageApi(UnsubscribeApi):
     @extend_schema(exclude=True)
     def post(self, request, token: str):
         done = self._unsubscribe(token)
-        if "text/html" in request.headers.get("Accept", ""):
+        if request.accepted_renderer.media_type == "text/html":
             return _page(request, valid=done, done=done, status=200 if done else 404)
         return Response(_UNSUBSCRIBED if done else _BAD_LINK, status=200 if done else 404)
 
