@@ -37,6 +37,7 @@ class CampaignOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     subject = serializers.CharField()
     body = serializers.CharField()
+    html_body = serializers.CharField()
     from_email = serializers.EmailField()
     channels = serializers.ListField(child=serializers.CharField())
     status = serializers.CharField()
@@ -44,6 +45,8 @@ class CampaignOutputSerializer(serializers.Serializer):
     sent = serializers.IntegerField(source="sent_count")
     failed = serializers.IntegerField(source="failed_count")
     skipped = serializers.IntegerField(source="skipped_count")
+    unsubscribed = serializers.IntegerField(source="unsubscribed_count", help_text="of skipped")
+    bounced = serializers.IntegerField(source="bounced_count", help_text="of sent: bounced later")
     progress = serializers.FloatField(source="progress_percent")
     send_at = serializers.DateTimeField(allow_null=True)
     paused_reason = serializers.CharField()
@@ -111,6 +114,10 @@ class CampaignListApi(APIView):
         name = serializers.CharField(max_length=200, validators=[no_control_chars])
         subject = serializers.CharField(max_length=998, validators=[no_control_chars, _template_field("subject")])
         body = serializers.CharField(max_length=100_000, validators=[_template_field("body")])
+        # Optional HTML part (multipart/alternative); recipient fields are HTML-escaped in it.
+        html_body = serializers.CharField(
+            max_length=200_000, required=False, default="", allow_blank=True, validators=[_template_field("html_body")]
+        )
         from_email = serializers.EmailField(required=False, validators=[no_control_chars])
         channels = serializers.ListField(
             child=serializers.ChoiceField(choices=Delivery.Channel.values),
@@ -145,6 +152,7 @@ class CampaignListApi(APIView):
             name=data["name"],
             subject=data["subject"],
             body=data["body"],
+            html_body=data["html_body"],
             from_email=data.get("from_email"),
             channels=data["channels"],
             send=data["send"],

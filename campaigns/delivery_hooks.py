@@ -87,6 +87,22 @@ def campaign_templates(*, campaign_ids: set[int]) -> dict[int, tuple[str, str, s
     }
 
 
+def campaign_html_templates(*, campaign_ids: set[int]) -> dict[int, str]:
+    if not campaign_ids:
+        return {}
+    return dict(Campaign.objects.filter(pk__in=campaign_ids).exclude(html_body="").values_list("pk", "html_body"))
+
+
+def campaign_consent_counted(*, campaign_id: int, unsubscribed: int = 0, bounced: int = 0) -> None:
+    changes = {
+        field: F(field) + amount
+        for field, amount in (("unsubscribed_count", unsubscribed), ("bounced_count", bounced))
+        if amount
+    }
+    if changes:
+        Campaign.objects.filter(pk=campaign_id).update(**changes)
+
+
 # The ledger's counts and "maybe done" are the campaign's own counter and completion services.
 campaign_deliveries_counted = campaign_counters_add
 campaign_deliveries_settled = campaign_complete_if_done

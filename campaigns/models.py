@@ -19,6 +19,9 @@ class Campaign(models.Model):
     name = models.CharField(max_length=200)
     subject = models.CharField(max_length=998, help_text="may use {{ field }} placeholders")
     body = models.TextField(help_text="plain text; {{ username }}, {{ name }}, {{ lastName }}, … are filled in")
+    html_body = models.TextField(
+        blank=True, help_text="optional HTML part; recipient fields are HTML-escaped; empty: text only"
+    )
     from_email = models.EmailField(max_length=254)
     channels = models.JSONField(
         default=list, help_text='e.g. ["email"]; "sms" and "push" are recorded as not configured'
@@ -30,6 +33,10 @@ class Campaign(models.Model):
     sent_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
+    # Of skipped_count: recipients whose address unsubscribed. Of sent_count: mails that
+    # bounced after the server accepted them (a DSN or the bounce webhook).
+    unsubscribed_count = models.PositiveIntegerField(default=0)
+    bounced_count = models.PositiveIntegerField(default=0)
     # The progress denominator while fan-out runs (recipients_count only counts the batches
     # routed so far): recipients × channels when fan-out started.
     deliveries_expected = models.PositiveIntegerField(null=True, blank=True)

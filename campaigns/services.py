@@ -59,6 +59,7 @@ def campaign_create(
     name: str,
     subject: str,
     body: str,
+    html_body: str = "",
     from_email: str | None = None,
     channels: list[str] | None = None,
     send: bool = True,
@@ -76,10 +77,12 @@ def campaign_create(
         status = Campaign.Status.SCHEDULED
     else:
         status = Campaign.Status.QUEUED if send else Campaign.Status.DRAFT
+    compile_template(html_body)
     campaign = Campaign.objects.create(
         name=name,
         subject=subject,
         body=body,
+        html_body=html_body,
         from_email=from_email or settings.DEFAULT_FROM_EMAIL,
         channels=channels or ["email"],
         status=status,

@@ -23,7 +23,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from commsplatform.health import WRITE_PROBE_KEY
 from workers.connection import REFUSED_WRITE_ERRORS, UNAVAILABLE_ERRORS, get_redis
 from workers.heartbeat import live_replicas
-from workers.metrics import CONSUMER_COUNTERS, CONSUMER_KEY, STREAM_COUNTERS, consumer_counters, stream_counters
+from workers.metrics import CONSUMER_COUNTERS, STREAM_COUNTERS, consumer_counters, consumer_key, stream_counters
 from workers.registry import CONSUMERS, all_names
 from workers.stats import StreamStats, all_stream_stats
 from workers.steering import is_paused, paused_key
@@ -142,7 +142,7 @@ def _add_steering(families: tuple[GaugeMetricFamily, GaugeMetricFamily, CounterM
     flags = client.mget([paused_key(name) for name in names])
     pipe = client.pipeline(transaction=False)
     for name in names:
-        pipe.hget(CONSUMER_KEY.format(name), "handler_overruns")
+        pipe.hget(consumer_key(name), "handler_overruns")
     counts = pipe.execute()
     for name, flag, count in zip(names, flags, counts, strict=True):
         try:

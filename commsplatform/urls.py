@@ -3,6 +3,7 @@ from django.urls import Resolver404, URLPattern, URLResolver, include, path, re_
 from django.urls.resolvers import ResolverMatch, RoutePattern
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from notifications.apis import UnsubscribePageApi
 from workers import urls as workers_urls
 from workers.apis import StreamListApi
 
@@ -39,6 +40,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("campaigns/", include(("campaigns.urls", "campaigns"))),
     path("batteries/", include(("telemetry.urls", "batteries"))),
     path("weather/", include(("weather.urls", "weather"))),
+    path("", include("notifications.consent_urls")),
 ]
 
 urlpatterns = [
@@ -49,6 +51,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     OptionalTrailingSlashResolver(RoutePattern("api/v1/"), api_v1),
+    # The unsubscribe link in every campaign mail (public, signed token).
+    path("u/<str:token>", UnsubscribePageApi.as_view(), name="unsubscribe-page"),
     # Seed-compatible routes.
     path("", include("notifications.seed_urls")),
     path("", include("orders.seed_urls")),

@@ -1,26 +1,38 @@
 import functools
+import hashlib
+import hmac
 from dataclasses import asdict
 
 import orjson
+from django.conf import settings
 from django.http import HttpResponse
+from django.template.loader import render_to_string
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import Throttled
-from rest_framework.renderers import JSONRenderer
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import JSONRenderer, StaticHTMLRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.authentication import cached_token_user
-from commsplatform.errors import ServiceUnavailable, api_exception_handler
+from commsplatform.errors import ServiceUnavailable, api_exception_handler, error_body
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
+from commsplatform.schema import ErrorSerializer
+from commsplatform.throttling import AnonRateThrottle
+from commsplatform.validators import validate_no_control_characters as no_control_chars
 from workers.publish import StreamUnavailable
 
-from .selectors import notification_message_list
+from .bounces import bounce_record
+from .models import Suppression
+from .selectors import notification_message_list, suppression_list
 from .sending import send_test_email
 from .services import notification_message_publish
 from .smtp import SmtpUnavailable
+from .suppression import suppression_add, suppression_delete
+from .unsubscribe import BadToken, unsubscribe, unsubscribe_token_read
 
 _DESCRIPTION_MAX_LENGTH = 10_000
 
@@ -189,3 +201,204 @@ class SeedEmailSendApi(APIView):
         if reply.code >= 400:
             raise ServiceUnavailable(f"The mail server refused the test mail: {reply.code} {reply.text}")
         return Response(True)
+
+
+# --- consent: unsubscribe links, the suppression list, bounces ---------------------------
+class UnsubscribeRateThrottle(AnonRateThrottle):
+    scope = "unsubscribe"
+
+
+class BounceWebhookRateThrottle(AnonRateThrottle):
+    scope = "bounce_webhook"
+
+
+_UNSUBSCRIBED = error_body(200, "You are unsubscribed: no more campaign mail goes to this address.")
+_BAD_LINK = error_body(404, "This unsubscribe link is not valid.")
+
+
+class UnsubscribeApi(APIView):
+    """RFC 8058 one-click unsubscribe: the signed token is the only credential.
+
+    Idempotent; whatever is wrong with a token (forged, altered, its recipient gone) the
+    answer is the same 404 body, and neither answer names the recipient.
+    """
+
+    authentication_classes: list = []  # no session, so no CSRF check: a mail client POSTs here
+    permission_classes = [AllowAny]
+    throttle_classes = [UnsubscribeRateThrottle]
+
+    def _unsubscribe(self, token: str) -> bool:
+        try:
+            unsubscribe(token=token)
+        except BadToken:
+            return False
+        return True
+
+    @extend_schema(
+        request=None,
+        responses={200: ErrorSerializer, 404: ErrorSerializer},
+        operation_id="unsubscribe",
+        description="The body (`List-Unsubscribe=One-Click`) is not read.",
+    )
+    def post(self, request, token: str):
+        if self._unsubscribe(token):
+            return Response(_UNSUBSCRIBED)
+        return Response(_BAD_LINK, status=status.HTTP_404_NOT_FOUND)
+
+
+class UnsubscribePageApi(UnsubscribeApi):
+    """`/u/<token>`: GET shows a confirmation page with a button that POSTs (a link
+    scanner's GET changes nothing); POST is the one-click unsubscribe (JSON, or the page
+    again when a browser's form sent it)."""
+
+    renderer_classes = [JSONRenderer, StaticHTMLRenderer]
+
+    @extend_schema(exclude=True)
+    def get(self, request, token: str):
+        try:
+            unsubscribe_token_read(token)
+        except BadToken:
+            return _page(request, valid=False, done=False, status=404)
+        return _page(request, valid=True, done=False, status=200)
+
+    @extend_schema(exclude=True)
+    def post(self, request, token: str):
+        done = self._unsubscribe(token)
+        if request.accepted_renderer.media_type == "text/html":
+            return _page(request, valid=done, done=done, status=200 if done else 404)
+        return Response(_UNSUBSCRIBED if done else _BAD_LINK, status=200 if done else 404)
+
+
+def _page(request, *, valid: bool, done: bool, status: int) -> HttpResponse:
+    html = render_to_string("notifications/unsubscribe.html", {"valid": valid, "done": done}, request=request)
+    response = HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class SuppressionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    address = serializers.CharField()
+    reason = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field named "source"
+    detail = serializers.CharField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class SuppressionListApi(APIView):
+    """Suppressed addresses, newest first; POST adds one (reason `manual` by default)."""
+
+    permission_classes = [HasPerm(GET="notifications.view_suppression", POST="notifications.add_suppression")]
+    pagination_class = PageNumberPagination
+
+    class InputSerializer(serializers.Serializer):
+        address = serializers.EmailField(max_length=254, validators=[no_control_chars])
+        reason = serializers.ChoiceField(choices=Suppression.Reason.values, default=Suppression.Reason.MANUAL)
+        detail = StrictCharField(max_length=2000, required=False, default="", allow_blank=True)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, description="text the address contains"),
+            OpenApiParameter("reason", str, enum=Suppression.Reason.values),
+        ],
+        responses=SuppressionOutputSerializer(many=True),
+        operation_id="suppressions_list",
+    )
+    def get(self, request):
+        reason = request.query_params.get("reason")
+        if reason is not None and reason not in Suppression.Reason.values:
+            raise ValidationError({"reason": [f"Must be one of {', '.join(Suppression.Reason.values)}."]})
+        rows = suppression_list(search=request.query_params.get("search"), reason=reason)
+        return paginated_response(request, self, rows, SuppressionOutputSerializer)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: SuppressionOutputSerializer, 200: SuppressionOutputSerializer},
+        operation_id="suppressions_create",
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        entry, created = suppression_add(**serializer.validated_data, source=f"api:{request.user.get_username()}")
+        return Response(
+            SuppressionOutputSerializer(entry).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class SuppressionDetailApi(APIView):
+    """DELETE removes an address from the suppression list: campaigns reach it again."""
+
+    permission_classes = [HasPerm(DELETE="notifications.delete_suppression")]
+
+    @extend_schema(request=None, responses={204: None, 404: ErrorSerializer}, operation_id="suppressions_delete")
+    def delete(self, request, suppression_id: int):
+        if not suppression_delete(suppression_id=suppression_id):
+            raise NotFound(f"No suppression {suppression_id}.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BounceSignature(BasePermission):
+    """The bounce webhook's credential: X-Signature = hex HMAC-SHA256 of the raw body with
+    BOUNCE_WEBHOOK_SECRET, compared in constant time. No secret configured: 404 (the
+    webhook is off), nothing is accepted."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method == "OPTIONS" or not hasattr(view, request.method.lower()):
+            return True  # a description, or a 405 for a method the webhook does not answer
+        secret = settings.BOUNCE_WEBHOOK_SECRET
+        if not secret:
+            raise NotFound("The bounce webhook is not configured (BOUNCE_WEBHOOK_SECRET).")
+        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+        given = request.headers.get("X-Signature", "").strip().removeprefix("sha256=")
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            raise PermissionDenied("Missing or wrong X-Signature (hex HMAC-SHA256 of the body).")
+        return True
+
+
+class BounceWebhookApi(APIView):
+    """A bounce or complaint from the mail provider (signed; see README "Bounces")."""
+
+    authentication_classes: list = []
+    permission_classes = [BounceSignature]
+    throttle_classes = [BounceWebhookRateThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(choices=["bounce", "complaint"])
+        email = serializers.EmailField(max_length=254, validators=[no_control_chars])
+        message_id = StrictCharField(max_length=200, required=False, validators=[no_control_chars])
+        campaign_id = serializers.IntegerField(min_value=1, required=False)
+        diagnostic = StrictCharField(max_length=2000, required=False, default="", allow_blank=True)
+        permanent = serializers.BooleanField()
+
+        def validate(self, attrs):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise ValidationError({name: ["Unknown field."] for name in unknown})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        suppressed = serializers.BooleanField()
+        bounced_delivery = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
+        operation_id="bounces_record",
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict):
+            raise ValidationError("The body must be a JSON object.")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = bounce_record(
+            kind=data["type"],
+            address=data["email"],
+            permanent=data["permanent"],
+            source="webhook",
+            message_id=data.get("message_id"),
+            campaign_id=data.get("campaign_id"),
+            diagnostic=data["diagnostic"],
+        )
+        return Response({"suppressed": outcome.suppressed, "bounced_delivery": outcome.delivery_id})

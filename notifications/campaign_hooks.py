@@ -53,6 +53,15 @@ class CampaignHooks(Protocol):
         """Deliveries that just changed, counted in the caller's transaction."""
         ...
 
+    def campaign_consent_counted(self, *, campaign_id: int, unsubscribed: int = 0, bounced: int = 0) -> None:
+        """Recipients skipped because they unsubscribed, and sent mails that bounced later,
+        counted in the caller's transaction."""
+        ...
+
+    def campaign_html_templates(self, *, campaign_ids: set[int]) -> dict[int, str]:
+        """campaign id → HTML body template, for those that have one."""
+        ...
+
     def campaign_deliveries_settled(self, *, campaign_id: int) -> None:
         """After a commit that may have brought the campaign's last deliveries to a final state."""
         ...

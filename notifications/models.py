@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class NotificationMessage(models.Model):
@@ -45,6 +46,7 @@ class Delivery(models.Model):
         SKIPPED = "skipped"  # no address, or the recipient opted out
         NOT_CONFIGURED = "not_configured"  # a channel this platform has no provider for
         CANCELLED = "cancelled"  # its campaign was cancelled before it was sent
+        BOUNCED = "bounced"  # sent, then a bounce came back (a DSN or the bounce webhook)
 
     campaign = models.ForeignKey(
         "campaigns.Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
@@ -91,6 +93,8 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
+            # Bounces name the original Message-ID (notifications.bounces).
+            models.Index(fields=["message_id"], name="delivery_message_id"),
             models.Index(
                 fields=["status", "next_attempt_at"],
                 condition=models.Q(status__in=["deferred", "sending"]),
@@ -100,3 +104,29 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.address or self.recipient_id} ({self.status})"
+
+
+class Suppression(models.Model):
+    """An address no campaign mail goes to: it bounced hard, complained, unsubscribed, or an
+    operator added it. Unique case-insensitively (the services store it lower-cased; the
+    constraint holds whatever writes it). The router skips these addresses; transactional
+    mail (`notification_send`) is not affected."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce"
+        COMPLAINT = "complaint"
+        UNSUBSCRIBE = "unsubscribe"
+        MANUAL = "manual"
+
+    address = models.CharField(max_length=254)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    source = models.CharField(max_length=200, blank=True, help_text="what suppressed it: smtp, dsn, webhook, a link")
+    detail = models.TextField(blank=True, help_text="the server's reply or the bounce's diagnostic")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(Lower("address"), name="suppression_unique_address_ci")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"

@@ -36,6 +36,7 @@ about 3/4 of the lease (one SMTP exchange that long, a frozen process) loses its
 and then at most its chunk's already-sent rows are sent again, still counted once.
 """
 
+import html
 import logging
 import threading
 import time
@@ -55,10 +56,12 @@ from workers.backoff import backoff
 from .campaign_hooks import campaign_hooks
 from .claims import Claim, claim_renew, deliveries_claim
 from .message import InvalidMessage, build_message, sender_address
-from .models import Delivery
+from .models import Delivery, Suppression
 from .ratelimit import rate_limit_wait
 from .smtp import SmtpReply, SmtpUnavailable, smtp_client
+from .suppression import is_hard_bounce, suppressions_add
 from .templating import compile_template
+from .unsubscribe import unsubscribe_headers, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +104,22 @@ def _outage_pause() -> float:
 def _campaign_content(campaign_ids: set[int]) -> dict[int, tuple]:
     if not campaign_ids:
         return {}
-    templates = campaign_hooks().campaign_templates(campaign_ids=campaign_ids)
+    hooks = campaign_hooks()
+    templates = hooks.campaign_templates(campaign_ids=campaign_ids)
+    html_templates = hooks.campaign_html_templates(campaign_ids=campaign_ids)
     return {
-        pk: (compile_template(subject), compile_template(body), from_email)
+        pk: (
+            compile_template(subject),
+            compile_template(body),
+            from_email,
+            compile_template(html_templates[pk]) if pk in html_templates else None,
+        )
         for pk, (subject, body, from_email) in templates.items()
     }
 
 
 def campaign_content(campaign_ids: set[int]) -> dict[int, tuple]:
-    """Compiled (subject, body, from) per campaign, for `delivery_message`."""
+    """Compiled (subject, body, from, html) per campaign, for `delivery_message`."""
     return _campaign_content(campaign_ids)
 
 
@@ -117,16 +127,18 @@ def delivery_message(row: Mapping[str, Any], content: dict[int, tuple], date: st
     """(envelope sender, message bytes) of one delivery row (the shape `deliveries_claim`
     reads): what the sender sends, and what a campaign preview shows. Raises
     InvalidMessage when it cannot be sent as given."""
-    from_addr, subject, body = _render(row, content)
+    mail = _render(row, content)
     message = build_message(
-        from_addr=from_addr,
+        from_addr=mail.from_addr,
         to_addr=row["address"],
-        subject=subject,
-        body=body,
+        subject=mail.subject,
+        body=mail.body,
         message_id=row["message_id"],
         date=date,
+        html=mail.html,
+        extra_headers=mail.headers,
     )
-    return sender_address(from_addr)[0], message
+    return sender_address(mail.from_addr)[0], message
 
 
 def send_one(*, envelope_from: str, to_addr: str, message: bytes) -> SmtpReply:
@@ -135,11 +147,21 @@ def send_one(*, envelope_from: str, to_addr: str, message: bytes) -> SmtpReply:
     return smtp_client().send(envelope_from, to_addr, message)
 
 
-def _render(row: Mapping[str, Any], content: dict[int, tuple]) -> tuple[str, str, str]:
-    """(from, subject, body) of one delivery."""
+@dataclass(frozen=True)
+class _Rendered:
+    from_addr: str
+    subject: str
+    body: str
+    html: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _render(row: Mapping[str, Any], content: dict[int, tuple]) -> _Rendered:
+    """One delivery's message; campaign mail carries its recipient's unsubscribe link (in
+    the List-Unsubscribe headers and at the end of each part)."""
     if row["campaign_id"] is None:
-        return row["from_email"] or settings.DEFAULT_FROM_EMAIL, row["subject"], row["body"]
-    subject_t, body_t, from_email = content[row["campaign_id"]]
+        return _Rendered(row["from_email"] or settings.DEFAULT_FROM_EMAIL, row["subject"], row["body"])
+    subject_t, body_t, from_email, html_t = content[row["campaign_id"]]
     values = {
         "id": row["recipient_id"],
         "username": row["recipient__username"],
@@ -149,7 +171,14 @@ def _render(row: Mapping[str, Any], content: dict[int, tuple]) -> tuple[str, str
         "mobile": row["recipient__mobile"],
         "device_id": row["recipient__device_id"],
     }
-    return from_email, subject_t.render(values), body_t.render(values)
+    url = unsubscribe_url(campaign_id=row["campaign_id"], recipient_id=row["recipient_id"])
+    body = body_t.render(values).rstrip("\n") + f"\n\n--\nUnsubscribe: {url}\n"
+    html_body = None
+    if html_t is not None:
+        html_body = html_t.render(values, escape=html.escape) + (
+            f'\n<p style="font-size:small"><a href="{html.escape(url)}">Unsubscribe</a></p>\n'
+        )
+    return _Rendered(from_email, subject_t.render(values), body, html_body, unsubscribe_headers(url))
 
 
 @dataclass
@@ -231,6 +260,7 @@ def _record(result: _ChunkResult, claim: Claim, pause_s: float) -> _Recorded:
             sent += changed
             if cid is not None and changed:
                 sent_per[cid] = sent_per.get(cid, 0) + changed
+        _suppress_hard_bounces(result, claim)
         failures: list[tuple[int, int | None, str]] = [(pk, reply.code, reply.text) for pk, reply in result.failed]
         failures += [(pk, None, why) for pk, why in result.invalid]
         for pk, attempts, reply in result.deferred:
@@ -295,6 +325,20 @@ def _report_send_errors(result: _ChunkResult, claim: Claim) -> None:
             per[cid] = (errors + 1, seen_ok)
     for cid, (errors, seen_ok) in per.items():
         campaign_hooks().campaign_send_outcomes(campaign_id=cid, errors=errors, last_ok=seen_ok)
+
+
+def _suppress_hard_bounces(result: _ChunkResult, claim: Claim) -> None:
+    """A permanent refusal of the address itself (notifications.suppression.is_hard_bounce)
+    puts it on the suppression list: the server's word holds whoever records the outcome."""
+    address_of = {r["pk"]: r["address"] for r in claim.rows}
+    for pk, reply in result.failed:
+        if is_hard_bounce(reply.code, reply.text):
+            suppressions_add(
+                addresses=[address_of[pk]],
+                reason=Suppression.Reason.HARD_BOUNCE,
+                source="smtp",
+                detail=f"{reply.code} {reply.text}",
+            )
 
 
 def deliveries_send(*, delivery_ids: list[int]) -> int:

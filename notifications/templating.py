@@ -6,6 +6,7 @@ is refused when the campaign is created (400), never discovered while sending.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,10 +31,13 @@ class TemplateError(ValueError):
 class CompiledTemplate:
     parts: tuple[tuple[bool, str], ...]  # (is_field, literal text or attribute name)
 
-    def render(self, values) -> str:
-        """`values` has the Recipient attributes (an object or a mapping)."""
+    def render(self, values, escape: Callable[[str], str] | None = None) -> str:
+        """`values` has the Recipient attributes (an object or a mapping); `escape` (e.g.
+        html.escape for an HTML body) is applied to the field values, not to the template."""
         get = values.get if isinstance(values, dict) else lambda a: getattr(values, a)
-        return "".join(str(get(text) or "") if is_field else text for is_field, text in self.parts)
+        if escape is None:
+            return "".join(str(get(text) or "") if is_field else text for is_field, text in self.parts)
+        return "".join(escape(str(get(text) or "")) if is_field else text for is_field, text in self.parts)
 
 
 def unknown_fields(template: str) -> list[str]:

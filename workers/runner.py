@@ -39,7 +39,7 @@ from .connection import UNAVAILABLE_ERRORS, get_redis
 from .consumer import ConsumerLoop, default_consumer_name
 from .heartbeat import Heartbeats, rate_sample, replicas_report
 from .kafka import KafkaIngestLoop, ingest_spec
-from .metrics import CONSUMER_KEY
+from .metrics import consumer_key
 from .periodic import PeriodicLoop
 from .registry import ConsumerSpec, Entry, KafkaSpec
 
@@ -142,7 +142,7 @@ class Runner:
                     loop.stream,
                 )
                 try:
-                    get_redis().hincrby(CONSUMER_KEY.format(name), "handler_overruns", 1)
+                    get_redis().hincrby(consumer_key(name), "handler_overruns", 1)
                 except _REPORT_ERRORS as exc:
                     logger.warning("cannot count the overrun of %s: %s", name, exc)
         return {name: stuck.get(name) or ("paused" if paused[name] else "running") for name in paused}

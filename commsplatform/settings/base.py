@@ -360,6 +360,10 @@ REST_FRAMEWORK = {
         "anon": env("THROTTLE_ANON", default="60/minute"),
         "user": env("THROTTLE_USER", default="100000/minute"),
         "campaign-send-test": EMAIL_TEST_SEND_RATE,
+        # Per client address: mail providers send one-click unsubscribes and bounces from
+        # a few addresses, so these are higher than `anon`.
+        "unsubscribe": env("THROTTLE_UNSUBSCRIBE", default="600/minute"),
+        "bounce_webhook": env("THROTTLE_BOUNCE_WEBHOOK", default="6000/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # The client address the throttles, the failed-token counter and the login lockout
@@ -386,6 +390,16 @@ API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=20)
 API_TOKEN_FAILURE_WINDOW_S = env.int("API_TOKEN_FAILURE_WINDOW_S", default=300)
 # The web server that the traffic tools (simulate_events, loadtest weather) call.
 API_URL = env("API_URL", default=DEVSTACK_ENDPOINTS.get("API_URL", "http://127.0.0.1:8000"))
+
+# --- Consent and bounces (notifications.unsubscribe, notifications.bounces) -------------
+# The public address of this site, for the unsubscribe links in campaign mail.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default=API_URL)
+# An address that unsubscribes by mail, added to List-Unsubscribe when set (its mailbox is
+# not read by this platform: set it only where something acts on it).
+UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", default="")
+# Shared secret of POST /api/v1/bounces/ (HMAC-SHA256 of the body in X-Signature); unset,
+# the webhook answers 503 and accepts nothing.
+BOUNCE_WEBHOOK_SECRET = env("BOUNCE_WEBHOOK_SECRET", default="")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "commsplatform API",

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from notifications.campaign_hooks import campaign_hooks
 from notifications.events import EmailBatchQueued
-from notifications.models import Delivery
+from notifications.models import Delivery, Suppression
+from notifications.suppression import suppressed_addresses
 from users.models import Recipient
 from workers.events import Event
 from workers.publish import publish_on_commit
@@ -49,8 +50,10 @@ def _email_batch_events(delivery_ids: list[int]) -> list[Event]:
 def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
     """notification-router: one ledger row per (recipient, channel) of a recipient batch.
 
-    Opted-out recipients and those without an email are `skipped`; SMS and push are
-    `not_configured`; both are counted as skipped. Pending email rows go to
+    Opted-out recipients, those without an email and those whose address is on the
+    suppression list (reason `unsubscribed`, or `suppressed: <reason>`) are `skipped`;
+    SMS and push are `not_configured`; all are counted as skipped (unsubscribed ones
+    also in the campaign's unsubscribed counter). Pending email rows go to
     `email-notification` in batches (outbox, same transaction). Runs inside the
     runner's inbox transaction, so a redelivered batch changes nothing.
     Returns the number of ledger rows created.
@@ -67,9 +70,15 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
     )
     rows: list[Delivery] = []
     skipped = 0
-    recipients = Recipient.objects.filter(pk__in=recipient_ids).values_list(
-        "pk", "email", "opted_out", "mobile", "device_id"
+    recipients = list(
+        Recipient.objects.filter(pk__in=recipient_ids).values_list("pk", "email", "opted_out", "mobile", "device_id")
     )
+    suppressed = (
+        suppressed_addresses(email for pk, email, *_ in recipients if pk not in already)
+        if Delivery.Channel.EMAIL in channels
+        else {}
+    )
+    unsubscribed = 0
     for pk, email, opted_out, mobile, device_id in recipients:
         if pk in already:
             continue
@@ -81,6 +90,13 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
                     row.status, row.reason = Delivery.Status.SKIPPED, "recipient opted out"
                 elif not email:
                     row.status, row.reason = Delivery.Status.SKIPPED, "no email address"
+                elif (why := suppressed.get(email.lower())) is not None:
+                    row.status = Delivery.Status.SKIPPED
+                    if why == Suppression.Reason.UNSUBSCRIBE:
+                        row.reason = "unsubscribed"
+                        unsubscribed += 1
+                    else:
+                        row.reason = f"suppressed: {why}"
                 else:
                     row.message_id = message_id_for(campaign_id=campaign_id, recipient_id=pk)
             else:
@@ -110,6 +126,8 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
         .values_list("pk", flat=True)
     )
     publish_on_commit("email", _email_batch_events(pending))
+    if unsubscribed:
+        hooks.campaign_consent_counted(campaign_id=campaign_id, unsubscribed=unsubscribed)
     transaction.on_commit(lambda: hooks.campaign_deliveries_settled(campaign_id=campaign_id))
     return len(rows)
 

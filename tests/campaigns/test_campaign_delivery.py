@@ -98,7 +98,9 @@ def test_campaign_sends_one_email_per_eligible_user(api_client, smtp_server, wor
         assert mail.mail_from == "test@test.com"
         assert mail.message["From"] == "test@test.com"
         assert mail.subject == f"Hi {recipient.name}"
-        assert mail.body.strip() == f"Dear {recipient.name} {recipient.last_name} ({recipient.username})"
+        text, footer = mail.body.split("\n\n--\n")
+        assert text == f"Dear {recipient.name} {recipient.last_name} ({recipient.username})"
+        assert footer.startswith("Unsubscribe: ") and f"/u/{campaign_id}.{recipient.pk}:" in footer
         assert mail.message_id == f"<campaign-{campaign_id}.recipient-{recipient.pk}@commsplatform.local>"
     assert "quiet@example.com" not in {m.rcpt_tos[0] for m in mails}
     statuses = Counter(Delivery.objects.filter(campaign_id=campaign_id).values_list("channel", "status"))

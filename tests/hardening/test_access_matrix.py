@@ -3,10 +3,13 @@
 Callers: anonymous; an authenticated user in no role; a user in exactly one role (viewers,
 producers, operators; commsplatform/roles.py); staff. PUBLIC: anyone (health probes,
 metrics, the schema and docs, the API root, the weather seed's health/status). STAFF: staff
-only (the admin, /init-data, user generation, the streams view, dead letters, pausing consumers). Otherwise the
-set of roles
-allowed for that method; staff may call everything. A refused caller gets 401/403 and
-nothing changes (no row, no stream entry, no mail).
+only (the admin, /init-data, user generation, the streams view, dead letters, pausing
+consumers). TOKEN: anyone holding a
+signed token in the path (unsubscribe links): a bad token is a 404 for everyone, staff
+too. SIGNED: only a request signed with BOUNCE_WEBHOOK_SECRET (the bounce webhook): 403
+unsigned, for everyone, staff too. Otherwise the set of roles allowed for that method;
+staff may call everything. A refused caller gets 401/403/404 and nothing changes (no row,
+no stream entry, no mail).
 """
 
 import re
@@ -21,7 +24,7 @@ from rest_framework.test import APIClient
 from commsplatform.permissions import PermissionRule
 from commsplatform.roles import roles_ensure
 
-PUBLIC, STAFF = "public", "staff"
+PUBLIC, STAFF, TOKEN, SIGNED = "public", "staff", "token", "signed"
 VIEWERS, PRODUCERS, OPERATORS = "viewers", "producers", "operators"
 READERS = frozenset({VIEWERS, OPERATORS})
 WRITES = {"post", "put", "patch", "delete"}
@@ -75,7 +78,21 @@ MATRIX = {
     "seed-campaign-create": {"get": {OPERATORS}},  # the seed's contract: a GET that creates a campaign (token only)
     "seed-weather-samples": {"get": {PRODUCERS}},
     "seed-weather-city": {"post": {PRODUCERS}},
+    "unsubscribe-page": {"get": TOKEN, "post": TOKEN},
+    "unsubscribe": {"post": TOKEN},
+    "bounces": {"post": SIGNED},
+    "suppressions-list": {"get": {OPERATORS}, "post": {OPERATORS}},
+    "suppressions-detail": {"delete": {OPERATORS}},
 }
+# A refusal of TOKEN and SIGNED routes, whoever calls: the path's token "1" is forged, the
+# call carries no signature.
+REFUSED_WITHOUT_CREDENTIAL = {TOKEN: 404, SIGNED: 403}
+
+
+def _refusal_without_credential(rule) -> int | None:
+    return REFUSED_WITHOUT_CREDENTIAL.get(rule) if isinstance(rule, str) else None
+
+
 FUNCTION_VIEW_METHODS = {"healthz": {"get"}, "readyz": {"get"}, "metrics": {"get"}}
 
 
@@ -147,12 +164,13 @@ def _side_effects(redis_client, smtp_server) -> dict:
 @pytest.fixture
 def quick_backends(settings, smtp_server):
     settings.USERS_GENERATE_COUNT = 3
+    settings.BOUNCE_WEBHOOK_SECRET = "matrix-secret"  # configured, so unsigned calls are a 403 (not a 503)
     settings.WEATHER_REPLY_TIMEOUT_S = 0.2  # no weather worker here: a 504, quickly
     return smtp_server
 
 
-def _allowed(rule, role: str) -> bool:
-    return rule == PUBLIC or (rule != STAFF and role in rule)
+def _allowed(rule, role: str | None) -> bool:
+    return rule == PUBLIC or (rule not in (STAFF, TOKEN, SIGNED) and role in rule)
 
 
 def _role_client(django_user_model, role: str | None):
@@ -173,6 +191,8 @@ def test_anonymous_callers_read_only_public_routes_and_write_nothing(anon_client
             status = _call(anon_client, method, path).status_code
             if MATRIX[name][method] == PUBLIC:
                 assert status == 200, (method, path, status)
+            elif (refusal := _refusal_without_credential(MATRIX[name][method])) is not None:
+                assert status == refusal, (method, path, status)
             else:
                 assert status == 401, (method, path, status)
     # and the admin: a redirect to its login page, for reads and writes
@@ -194,8 +214,10 @@ def test_each_role_may_call_exactly_its_routes_and_a_refusal_changes_nothing(
     for path, name, method in calls:
         if not _allowed(MATRIX[name][method], role):
             response = _call(client, method, path)
-            assert response.status_code == 403, (role, method, path, response.status_code)
-            assert response.json()["status"] == 403, (role, method, path)
+            expected = _refusal_without_credential(MATRIX[name][method]) or 403
+            assert response.status_code == expected, (role, method, path, response.status_code)
+            if response["Content-Type"].startswith("application/json"):
+                assert response.json()["status"] == expected, (role, method, path)
     assert _side_effects(redis_client, quick_backends) == before
     # allowed: the answer may be 400 for the empty body, 404, 504 without a worker, but never 401/403
     for path, name, method in calls:
@@ -237,10 +259,13 @@ def test_viewers_see_recipients_without_email_and_mobile_operators_with(django_u
 
 @pytest.mark.django_db
 def test_staff_may_use_every_route_and_the_admin(staff_client, quick_backends):
-    for path, _name, methods in routes():
+    for path, name, methods in routes():
         for method in sorted(methods):
             status = _call(staff_client, method, path).status_code
-            assert status not in (401, 403), (method, path, status)
+            if (refusal := _refusal_without_credential(MATRIX[name][method])) is not None:
+                assert status == refusal, (method, path, status)
+            else:
+                assert status not in (401, 403), (method, path, status)
     assert staff_client.get("/admin/").status_code == 200
 
 

@@ -6,6 +6,8 @@ every GET gets control characters in its query. PostgreSQL (the session database
 what refused NUL in text with a 500.
 """
 
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -43,10 +45,23 @@ def reads() -> list[tuple[str, str]]:
     return _operations(lambda method, op: method == "get")
 
 
+class _BounceSigningClient(APIClient):
+    """Signs what it sends to the bounce webhook, whose signature check comes before parsing."""
+
+    secret = b"bad-input-secret"
+
+    def generic(self, method, path, data="", content_type="application/octet-stream", secure=False, **extra):
+        if path.startswith("/api/v1/bounces/"):
+            raw = data.encode() if isinstance(data, str) else data
+            extra["HTTP_X_SIGNATURE"] = hmac.new(self.secret, raw, hashlib.sha256).hexdigest()
+        return super().generic(method, path, data, content_type, secure, **extra)
+
+
 @pytest.fixture
 def staff_token_client(staff_user, settings):
     settings.WEATHER_REPLY_TIMEOUT_S = 0.2  # no weather worker: a valid forecast request would wait
-    client = APIClient()
+    settings.BOUNCE_WEBHOOK_SECRET = _BounceSigningClient.secret.decode()
+    client = _BounceSigningClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
     return client
 

@@ -24,6 +24,8 @@ HEADERS = [
     "Subject",
     "Date",
     "Message-ID",
+    "List-Unsubscribe",  # campaign mail: the recipient's signed link (RFC 8058)
+    "List-Unsubscribe-Post",
     "MIME-Version",
     "Content-Type",
     "Content-Transfer-Encoding",
