@@ -18,7 +18,7 @@ from .services import campaign_cancel, campaign_pause, campaign_queue, campaign_
 from .states import EDITABLE_STATUSES, IllegalTransition
 
 # What is sent: editable while a campaign is a draft or scheduled, read-only once it may be sending.
-_CONTENT_FIELDS = ["subject", "body", "send_at"]
+_CONTENT_FIELDS = ["subject", "body", "html_body", "send_at"]
 _DRAFT_ONLY_FIELDS = ["from_email", "channels"]
 
 
@@ -56,6 +56,8 @@ class CampaignAdmin(NoControlCharactersAdminMixin, admin.ModelAdmin):
         "sent_count",
         "failed_count",
         "skipped_count",
+        "unsubscribed_count",
+        "bounced_count",
         "failed_recipients",
         "fanout_cursor",
         "batches_published",

@@ -283,7 +283,7 @@ class SuppressionOutputSerializer(serializers.Serializer):
     reason = serializers.CharField()
     source = serializers.CharField()  # type: ignore[assignment]  # a field named "source"
     detail = serializers.CharField()
-    createdAt = serializers.DateTimeField(source="created_at")
+    created_at = serializers.DateTimeField()
 
 
 class SuppressionListApi(APIView):
