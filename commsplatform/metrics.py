@@ -139,11 +139,15 @@ def _add_steering(families: tuple[GaugeMetricFamily, GaugeMetricFamily, CounterM
     paused, stuck, overruns = families
     client = get_redis()
     names = all_names()
-    flags = client.mget([paused_key(name) for name in names])
+    # One pipeline of single-key reads (not MGET: on a Redis Cluster the keys sit in
+    # different slots).
     pipe = client.pipeline(transaction=False)
     for name in names:
+        pipe.get(paused_key(name))
+    for name in names:
         pipe.hget(consumer_key(name), "handler_overruns")
-    counts = pipe.execute()
+    answers = pipe.execute()
+    flags, counts = answers[: len(names)], answers[len(names) :]
     for name, flag, count in zip(names, flags, counts, strict=True):
         try:
             value = flag == "1" if flag is not None else is_paused(name, client)

@@ -29,6 +29,7 @@ def test_api_root_lists_every_collection_and_seed_route(anon_client):
         "schema": base + "api/schema/",
         "docs": base + "api/docs/",
         "streams": base + "api/v1/streams/",
+        "consumers": base + "api/v1/consumers/",
         "events": base + "api/v1/events/",
         "orders": base + "api/v1/orders/",
         "products": base + "api/v1/products/",
@@ -37,6 +38,8 @@ def test_api_root_lists_every_collection_and_seed_route(anon_client):
         "campaigns": base + "api/v1/campaigns/",
         "batteries": base + "api/v1/batteries/",
         "weather/forecasts": base + "api/v1/weather/forecasts/",
+        "suppressions": base + "api/v1/suppressions/",
+        "bounces": base + "api/v1/bounces/",
         "seed": {
             "event": base + "event",
             "api/v1/email/send": base + "api/v1/email/send",

@@ -144,7 +144,11 @@ def test_preview_renders_for_the_chosen_recipient_through_the_builder(api_client
     # then
     assert response.status_code == 200, response.content
     preview = response.json()
-    assert (preview["to"], preview["subject"], preview["body"].strip()) == ("ada@example.com", "Hi Ada", "Dear Ada L")
+    assert (preview["to"], preview["subject"]) == ("ada@example.com", "Hi Ada")
+    # the body as sent: the text, then the recipient's own unsubscribe link
+    body, _, footer = preview["body"].partition("\r\n\r\n--\r\n")
+    assert body == "Dear Ada L"
+    assert footer.startswith("Unsubscribe: http://") and "/u/" in footer
     headers = dict(preview["headers"])
     assert headers["Message-ID"] == f"<campaign-{campaign.pk}.recipient-{ada.pk}@commsplatform.local>"
     assert headers["To"] == "ada@example.com" and headers["Subject"] == "Hi Ada"
