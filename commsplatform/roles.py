@@ -74,7 +74,8 @@ def _permission(apps: Any, perm: str) -> Any | None:
         model_name, name = CUSTOM_PERMISSIONS[perm]
     else:
         action, model_name = codename.split("_", 1)
-        assert action in _DEFAULT_ACTIONS, perm
+        if action not in _DEFAULT_ACTIONS:
+            raise ValueError(f"{perm}: not a default model permission and not declared")
         try:
             verbose_name = apps.get_model(app_label, model_name)._meta.verbose_name
         except LookupError:

@@ -17,6 +17,7 @@ outage of the API. Written by hand: no maintained package offers a DRF throttle 
 Redis counters.
 """
 
+import contextlib
 import logging
 import math
 
@@ -59,10 +60,9 @@ class SlidingWindowCounterMixin:
         self.previous = int(before or 0)
         if self.current + math.ceil(self.previous * (1 - self.into / self.duration)) < self.num_requests:
             return True
-        try:
+        # If the DECR fails, the refusal stays counted until the window ends: errs on the strict side.
+        with contextlib.suppress(RedisError):
             client.decr(current)
-        except RedisError:
-            pass  # counted once too often until the window ends: errs on the strict side
         return False
 
     def wait(self) -> float:

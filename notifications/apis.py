@@ -153,7 +153,8 @@ class SeedEventPublishApi(EventPublishApi):
 def _rendered_error(exc: Exception) -> HttpResponse:
     """The DRF path's answer to `exc` (the project's exception handler and JSON error shape)."""
     response = api_exception_handler(exc, {})
-    assert response is not None
+    if response is None:  # the handler answers every APIException
+        raise RuntimeError(f"no response for {exc!r}")
     response.accepted_renderer = JSONRenderer()
     response.accepted_media_type = "application/json"
     response.renderer_context = {}  # type: ignore[attr-defined]

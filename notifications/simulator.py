@@ -10,7 +10,20 @@ from dataclasses import dataclass, field
 
 import requests
 
-WORDS = "battery order campaign weather sensor alert update user device payment stock report".split()
+WORDS = [
+    "battery",
+    "order",
+    "campaign",
+    "weather",
+    "sensor",
+    "alert",
+    "update",
+    "user",
+    "device",
+    "payment",
+    "stock",
+    "report",
+]
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """One persistent SMTP session per sender thread, reconnected when the server drops it."""
 
+import contextlib
 import smtplib
 import threading
 from dataclasses import dataclass
@@ -40,10 +41,8 @@ class SmtpClient:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
             self._conn = None
 
     @sampled_send  # with tracing on, a span for one send in TRACING_SMTP_SPAN_EVERY

@@ -35,7 +35,8 @@ def order_references_existing(*, customer_id: int, product_ids: Iterable[int]) -
     ids = sorted(set(product_ids))
     accounts, products = (connection.ops.quote_name(model._meta.db_table) for model in (Account, Product))
     sql = (
-        f"SELECT 0, id FROM {accounts} WHERE id = %s UNION ALL "
+        # Table names from the models' metadata, quoted; every value is a bound parameter.
+        f"SELECT 0, id FROM {accounts} WHERE id = %s UNION ALL "  # noqa: S608
         f"SELECT 1, id FROM {products} WHERE id IN ({', '.join(['%s'] * len(ids))})"
     )
     with connection.cursor() as cursor:

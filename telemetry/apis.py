@@ -35,8 +35,9 @@ class BatteryListApi(APIView):
     def get(self, request):
         paginator = PageNumberPagination()
         try:
-            page = paginator.paginate_queryset(battery_id_list(), request, view=self)
-            states = battery_state_many(battery_ids=page)
+            # The paginator slices any sequence; its stub says QuerySet.
+            page: list[int] | None = paginator.paginate_queryset(battery_id_list(), request, view=self)  # type: ignore[arg-type]
+            states = battery_state_many(battery_ids=page or [])
         except UNAVAILABLE_ERRORS as exc:
             raise ServiceUnavailable("The telemetry store is unavailable; retry shortly.") from exc
         return paginator.get_paginated_response(self.OutputSerializer(states, many=True).data)

@@ -144,7 +144,7 @@ def changes_stream() -> str:
 def battery_change_event_id(reading: Reading) -> str:
     """The envelope id of a reading's `battery-changes` entry: the same on every replay."""
     name = ":".join(map(str, ("battery", reading.battery_id, *reading.stored_values())))
-    h = hashlib.sha1(name.encode()).hexdigest()
+    h = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()  # an id, not a secret
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 

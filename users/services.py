@@ -95,14 +95,14 @@ def _insert_postgres(rows: list[tuple]) -> int:
     columns = ", ".join(_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS recipient_staging ON COMMIT DELETE ROWS "
+            "CREATE TEMP TABLE IF NOT EXISTS recipient_staging ON COMMIT DELETE ROWS "  # noqa: S608 (names from the model)
             f"AS SELECT {columns} FROM {table} WITH NO DATA"
         )
         with cursor.copy(f"COPY recipient_staging ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM recipient_staging ON CONFLICT DO NOTHING"
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM recipient_staging ON CONFLICT DO NOTHING"  # noqa: S608
         )
         return cursor.rowcount
 

@@ -7,7 +7,7 @@
 - services.forecast_request / forecast_replies: the two sides; replies.py: the per-process
   listener and why it was chosen; resilience.py: retries + circuit breaker (503 when open);
   health.py (/healthz), metrics.py (/metrics); loadtest.py (`manage.py loadtest weather`).
-- Settings: WEATHER_* in commsplatform/settings/base.py (timeout 30 s → 504, terminals,
+- Settings: WEATHER_* in commsplatform/settings/components/weather.py (timeout 30 s → 504, terminals,
   batch size, provider, simulated delay, retries, breaker threshold and open time,
   reply-stream cap). The defaults (4 terminals taking one request each) suit a slow
   provider; with the CPU-only built-in one, WEATHER_TERMINALS=1 WEATHER_BATCH_SIZE=32

@@ -1,3 +1,5 @@
+import contextlib
+
 from commsplatform.health import CheckResult
 from workers.connection import get_redis
 
@@ -17,10 +19,8 @@ def check_weather_circuit() -> CheckResult:
     the breaker), so a recovered Redis closes the breaker even before the next request.
     """
     if trial_due():
-        try:
+        with contextlib.suppress(*_TRIAL_ERRORS):
             guarded(lambda: get_redis().ping())
-        except _TRIAL_ERRORS:
-            pass
     circuit = breaker_state()
     details = {
         "circuit": circuit["state"],

@@ -1,7 +1,8 @@
+import contextlib
 import random
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
@@ -30,7 +31,7 @@ _LAG_SCAN_CAP = 10_000
 
 def forecast_sample_list(*, days: int = 5) -> list[dict[str, Any]]:
     """`GET /WeatherForecast`: the seed's sample forecasts for the next `days` days."""
-    today = date.today()
+    today = datetime.now(UTC).date()
     items = []
     for offset in range(1, days + 1):
         celsius = random.randint(-20, 55)
@@ -99,8 +100,6 @@ def weather_status() -> dict[str, Any]:
         **redis_round_trip(),
     }
     if status["redis_ok"]:
-        try:
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
             status["queue"] = weather_queue_stats().__dict__
-        except UNAVAILABLE_ERRORS:
-            pass
     return status

@@ -129,7 +129,7 @@ class DeadLetterActionForm(DeadLetterFilterForm):
     ids = EntryIdsField(required=False)
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("do", "").endswith("-selected") and not data.get("ids"):
             raise forms.ValidationError("Select at least one dead letter.")
         return data

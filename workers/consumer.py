@@ -97,7 +97,8 @@ class _PendingInfo(TypedDict):
 
 def _entry_id(event: Event) -> str:
     """The stream entry id of an event this loop read (Event.from_fields got it)."""
-    assert event.stream_id is not None
+    if event.stream_id is None:
+        raise RuntimeError(f"event {event.id} was not read from a stream")
     return event.stream_id
 
 

@@ -144,10 +144,9 @@ class DeadLetter:
             return False
         if wanted.error_contains and wanted.error_contains.lower() not in self.error.lower():
             return False
-        if wanted.older_than_s is not None:
-            if self.dead_lettered_at.timestamp() * 1000 > now_ms - wanted.older_than_s * 1000:
-                return False
-        return True
+        return wanted.older_than_s is None or self.dead_lettered_at.timestamp() * 1000 <= (
+            now_ms - wanted.older_than_s * 1000
+        )
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,8 @@ class KafkaIngestLoop:
 
     def run_once(self) -> int:
         """Consume one batch, write it, commit it. Return the number of records."""
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("the Kafka consumer is not started")
         if self._steer_pause():
             return 0
         messages = self._consumer.consume(num_messages=self.spec.batch_size, timeout=self.spec.poll_timeout_s)
@@ -236,7 +237,8 @@ class KafkaIngestLoop:
         (each round re-pauses, so partitions a rebalance assigned meanwhile are paused
         too); a record that arrives anyway is sought back to, so it is read after the
         resume. Resumed: resume the partitions; consuming goes on from where it stopped."""
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("the Kafka consumer is not started")
         consumer = self._consumer
         if not self.pause.check():
             if self._partitions_paused:
@@ -341,7 +343,8 @@ class KafkaIngestLoop:
         self._commit_uncommitted()
 
     def _commit_uncommitted(self, only: set[tuple[str, int]] | None = None) -> None:
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("the Kafka consumer is not started")
         keys = [key for key in self._uncommitted if only is None or key in only]
         if not keys:
             return

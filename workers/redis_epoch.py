@@ -64,7 +64,8 @@ class EpochStatus:
         if self.unrecorded_loss:
             return "Redis lost its data: the epoch marker is missing (the reconciler will re-drive the work)"
         if self.alarm:
-            assert self.last_loss_at is not None
+            if self.last_loss_at is None:
+                raise RuntimeError("an alarm without a loss time")
             return (
                 f"Redis lost its data at {self.last_loss_at.isoformat()} (noticed by {self.last_loss_detected_by}); "
                 "streams and groups were recreated and the reconciler re-drives orders and campaigns from the "

@@ -8,6 +8,7 @@ directory, so that clients holding its URL reconnect to it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shlex
 import shutil
@@ -156,10 +157,8 @@ class ProcessServer:
         # may already belong to another process.
         if self._process is None or self._process.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def _terminate(self, timeout: float) -> None:
         if self._process is None:

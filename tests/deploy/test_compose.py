@@ -156,7 +156,7 @@ def test_each_worker_healthcheck_checks_its_own_consumer():
 def test_stop_grace_periods_outlast_the_graceful_shutdowns_they_wait_for():
     web = services()["web"]
     gunicorn = {"__file__": "gunicorn.conf.py"}
-    exec(compile((REPO_ROOT / "docker" / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), gunicorn)
+    exec(compile((REPO_ROOT / "docker" / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), gunicorn)  # noqa: S102 (our own config file, read as gunicorn does)
     email_worst_case = settings.EMAIL_TIMEOUT * math.ceil(settings.EMAIL_BATCH_SIZE / settings.EMAIL_SEND_CHUNK)
 
     # gunicorn drains a weather request that waits its full reply timeout, and compose waits for gunicorn
@@ -173,10 +173,13 @@ def test_no_secret_is_written_in_the_compose_file():
     for name, spec in services().items():
         environment = spec.get("environment", {})
         for key, value in environment.items():
-            if SECRET_NAME.search(key) and key not in ("VAULT_SECRET_PATH",):
-                # only interpolated from the environment, and without a default value
-                if not re.fullmatch(r"\$\{[A-Z_]+(:\?[^}]*|:-)?\}", str(value)):
-                    hard_coded.append(f"{name}.{key}={value}")
+            # only interpolated from the environment, and without a default value
+            if (
+                SECRET_NAME.search(key)
+                and key not in ("VAULT_SECRET_PATH",)
+                and not re.fullmatch(r"\$\{[A-Z_]+(:\?[^}]*|:-)?\}", str(value))
+            ):
+                hard_coded.append(f"{name}.{key}={value}")
         for key in ("DATABASE_URL", "REDIS_URL", "REDIS_HOSTS"):
             if key in environment:
                 assert "${POSTGRES_PASSWORD:?" in environment[key] or "${REDIS_PASSWORD:?" in environment[key], key

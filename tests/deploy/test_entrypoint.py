@@ -65,7 +65,9 @@ def test_web_serves_the_site_with_production_settings_and_stops_cleanly_on_sigte
     # when: probes, a plain-HTTP page, a static file behind the proxy, the healthcheck
     healthz = requests.get(f"{base}/healthz", timeout=10)
     readyz = requests.get(f"{base}/readyz", timeout=10)
-    plain_http = requests.get(f"{base}/api/v1/", headers={"Host": "comms.example.com"}, allow_redirects=False)
+    plain_http = requests.get(
+        f"{base}/api/v1/", headers={"Host": "comms.example.com"}, allow_redirects=False, timeout=10
+    )
     https = {"Host": "comms.example.com", "X-Forwarded-Proto": "https"}
     static = requests.get(f"{base}/static/admin/css/base.css", headers=https, timeout=10)
     wrong_host = requests.get(f"{base}/api/v1/", headers={**https, "Host": "evil.example.net"}, timeout=10)

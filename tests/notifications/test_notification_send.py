@@ -42,7 +42,7 @@ def test_notification_send_delivers_once_per_dedupe_key(smtp_server, redis_clien
 
 def test_notification_send_rolled_back_sends_nothing(smtp_server, redis_client):
     # when
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012 (the failure must follow the send inside one transaction)
         notification_send(email="x@example.com", subject="s", body="b", dedupe_key="k")
         raise RuntimeError("the caller's transaction fails")
 

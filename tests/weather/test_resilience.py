@@ -120,7 +120,7 @@ def test_errors_that_are_not_redis_failures_do_not_count(settings):
         raise ValueError("a bug, not an outage")
 
     for _ in range(10):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="a bug, not an outage"):
             guarded(bug)
 
     assert (breaker_state()["state"], breaker_state()["consecutive_failures"]) == ("closed", 0)

@@ -35,7 +35,7 @@ def test_no_jitter_is_the_ceiling():
 
 
 def test_a_negative_attempt_or_unknown_jitter_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="attempt counts from 0"):
         backoff(-1, base=1, cap=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown jitter"):
         backoff(0, base=1, cap=2, jitter="half")  # type: ignore[arg-type]

@@ -66,7 +66,7 @@ def test_closing_deletes_the_rows_waiting_for_the_thread(redis_client, settings)
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_transaction_emits_nothing(redis_client):
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012 (the failure must follow the publish inside one transaction)
         publish_on_commit(STREAM, an_event())
         raise RuntimeError("the service failed after publishing")
 
