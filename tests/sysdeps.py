@@ -20,7 +20,8 @@ PACKAGE_OF = {
     "smtp-sink": "postfix",
     "wrk": "wrk",
     "redis-server": "redis-server",
-    "kubectl": "kubernetes-client",
+    "kubectl": "kubectl",
+    "smtp-source": "postfix",
 }
 
 
