@@ -14,6 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -204,7 +205,7 @@ def _orders_update(orders: list[Order], now) -> None:
     meta = Order._meta
     table = connection.ops.quote_name(meta.db_table)
     stamp = meta.get_field("updated_at").get_db_prep_save
-    params: list[object] = [stamp(now, connection)]
+    params: list[Any] = [stamp(now, connection)]
     for order in orders:
         finalized_at = stamp(order.finalized_at, connection) if order.finalized_at else None
         params += [order.pk, order.status, order.total, finalized_at]
