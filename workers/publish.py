@@ -121,10 +121,13 @@ def _send(rows: list[OutboxEvent]) -> int:
     if not rows:
         return 0
     try:
-        pipe = get_redis().pipeline(transaction=False)
-        for row in rows:
-            pipe.xadd(row.stream, row.fields)
-        pipe.execute()
+        if len(rows) == 1:  # the common case of a request: no pipeline to build
+            get_redis().xadd(rows[0].stream, rows[0].fields)
+        else:
+            pipe = get_redis().pipeline(transaction=False)
+            for row in rows:
+                pipe.xadd(row.stream, row.fields)
+            pipe.execute()
     except UNAVAILABLE_ERRORS as exc:
         logger.warning("outbox: %d event(s) left for the relay, Redis unreachable: %s", len(rows), exc)
         OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=F("attempts") + 1, last_error=str(exc))
