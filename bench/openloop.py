@@ -42,6 +42,7 @@ class Driver:
         self.failures = 0
         self.max_send_lag_ms = 0.0
         self.in_flight = 0
+        self.stale_retries = 0
 
     def request_bytes(self, n: int) -> bytes:
         head = self.head
@@ -52,18 +53,36 @@ class Driver:
         body = self.bodies[n % len(self.bodies)].replace("{n}", str(n)).encode()
         return (head + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """A connection, and whether it is a reused keep-alive one."""
         if self.idle:
-            return self.idle.pop()
+            return (*self.idle.pop(), True)
         self.open_connections += 1
-        return await asyncio.open_connection("127.0.0.1", self.args.port)
+        return (*await asyncio.open_connection("127.0.0.1", self.args.port), False)
+
+    async def _send(self, n: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+        """Send request n and read the answer's head. A reused connection the server closed
+        while it was idle (its keep-alive timeout) answers nothing at all: then the request
+        goes again on a new connection, as HTTP clients do, its wait still counted."""
+        reader, writer, reused = await self._connection()
+        try:
+            writer.write(self.request_bytes(n))
+            return reader, writer, await reader.readuntil(b"\r\n\r\n")
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            writer.close()
+            self.open_connections -= 1
+            self.stale_retries += 1
+        self.open_connections += 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.args.port)
+        writer.write(self.request_bytes(n))
+        return reader, writer, await reader.readuntil(b"\r\n\r\n")
 
     async def one(self, n: int, due: float) -> None:
         self.in_flight += 1
         try:
-            reader, writer = await self._connection()
-            writer.write(self.request_bytes(n))
-            head = await reader.readuntil(b"\r\n\r\n")
+            reader, writer, head = await self._send(n)
             status = int(head[9:12])
             length = 0
             close = False
@@ -134,6 +153,7 @@ class Driver:
             "first_fifth_p50_ms": round(sorted(self.latencies_ms[:fifth])[fifth // 2], 2) if ordered else None,
             "last_fifth_p50_ms": round(sorted(self.latencies_ms[-fifth:])[fifth // 2], 2) if ordered else None,
             "connections_open": self.open_connections,
+            "stale_keepalive_retries": self.stale_retries,
             "driver_max_send_lag_ms": round(self.max_send_lag_ms, 2),
             "driver_cpu_ms_per_request": round(cpu * 1000 / max(total, 1), 3),
             "sending_s": round(sent_s, 2),

@@ -1,6 +1,23 @@
 """The order saga end to end: POST /order until the order's final status.
 
-    python -m bench.orders_saga [--orders 2000] [--concurrency 20] [--saga-workers 2] [--web-workers 3]
+    python -m bench.orders_saga [--rate 100] [--seconds 10] [--saga-workers 2] [--web-workers 3]
+    python -m bench.orders_saga --closed-loop [--orders 2000] [--concurrency 20]
+
+Open loop (the default; bench/openloop.py, latency from the scheduled send):
+1. `POST /event` on the same gunicorn: the highest rate it sustains (the yardstick);
+2. `POST /order` at `--rate` for `--seconds`: POST p50/p99, time to final status p50/p99
+   (from the order's `orders.order.placed` event, stamped when the web process placed it,
+   to the moment this process reads its `orders.order.finalized`), and the CPU ms per
+   order of web, saga, relay, PostgreSQL, Redis and the load driver;
+3. the highest order rate sustained: the POST criteria of `common.sustained` plus the
+   saga keeping up (every order of the step final within 10 s of the last send, time to
+   final p99 ≤ 1 s).
+Throttling stays on: the per-user limit is raised to 10,000,000/minute (one bench user
+places every order), which the JSON says.
+Targets: POST p99 ≤ 25 ms and time to final p99 ≤ 250 ms at 100 orders/s; highest
+sustained order rate ≥ 0.25 × that of POST /event.
+
+Closed loop (`--closed-loop`), the older figure:
 
 Starts PostgreSQL and Redis (commsplatform.devservers), gunicorn, the four saga consumers
 (`--saga-workers` processes, each running all four) and the outbox relay; seeds ample stock
@@ -22,13 +39,24 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 
 from commsplatform.devservers import PostgresServer, RedisServer, free_port, port_is_open
 
-from .common import CpuMeter, process_tree, stop_processes
+from .common import (
+    CpuMeter,
+    emit,
+    event_bodies,
+    event_rate_search,
+    highest_sustained_rate,
+    open_loop,
+    process_tree,
+    result_row,
+    stop_processes,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -127,6 +155,128 @@ def run_clients(port: int, token: str, jobs: list, concurrency: int, send) -> tu
     return latencies, errors[0], time.perf_counter() - started
 
 
+ORDER_BODIES = [
+    json.dumps({"product_ids": [p, q], "customer_id": "101"})
+    for p, q in ((f"20{1 + i % 5}", f"20{1 + (i * 7) % 5}") for i in range(64))
+]
+
+
+class SagaFollower:
+    """Reads the orders stream: when each order was placed (its `orders.order.placed` event's
+    `occurred_at`, stamped by the web process) and when this process saw it finalized."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.placed: dict[int, float] = {}
+        self.finalized: dict[int, tuple[float, str]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        last = "$"
+        while not self.stop.is_set():
+            for _, entries in self.client.xread({"orders": last}, count=1000, block=200) or []:
+                now = time.time()
+                for entry_id, fields in entries:
+                    last = entry_id
+                    kind = fields.get("type")
+                    if kind == "orders.order.placed":
+                        payload = json.loads(fields["payload"])
+                        occurred = datetime.fromisoformat(fields["occurred_at"].replace("Z", "+00:00"))
+                        self.placed[int(payload["order_id"])] = occurred.timestamp()
+                    elif kind == "orders.order.finalized":
+                        payload = json.loads(fields["payload"])
+                        self.finalized[int(payload["order_id"])] = (now, payload["status"])
+
+    def mark(self) -> set[int]:
+        return set(self.placed)
+
+    def step(self, before: set[int], wait_s: float = 10.0) -> dict:
+        """Orders placed since `before`: wait up to `wait_s` for them all to be final."""
+        deadline = time.monotonic() + wait_s
+        time.sleep(0.3)  # the last placed events reach the stream
+        while True:
+            new = set(self.placed) - before
+            if all(oid in self.finalized for oid in new) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        done = [oid for oid in new if oid in self.finalized]
+        to_final = [(self.finalized[oid][0] - self.placed[oid]) * 1000 for oid in done]
+        return {
+            "orders_placed": len(new),
+            "orders_final": len(done),
+            "time_to_final_p50_ms": percentile(to_final, 0.50),
+            "time_to_final_p99_ms": percentile(to_final, 0.99),
+            "time_to_final_max_ms": round(max(to_final), 2) if to_final else None,
+        }
+
+
+def run_open_loop(args, *, port: int, token: str, cpu: CpuMeter, follower: SagaFollower) -> dict:
+    def post_orders(rate: float, seconds: float) -> dict:
+        before = follower.mark()
+        cpu.per_request_ms(1)  # start counting here
+        result = open_loop(
+            port=port, path="/order", rate=rate, duration_s=seconds, headers={}, bodies=ORDER_BODIES, tokens=[token]
+        )
+        saga = follower.step(before)
+        result["cpu_ms_per_order"] = cpu.per_request_ms(saga["orders_placed"])
+        result["saga"] = saga
+        return result
+
+    def order_step(rate: float) -> dict:
+        result = post_orders(rate, args.step_seconds)
+        saga = result["saga"]
+        # The saga keeping up is part of "sustained": every order final, none slow.
+        if saga["orders_final"] < saga["orders_placed"] or (saga["time_to_final_p99_ms"] or 1e9) > 1000:
+            result["errors"] += saga["orders_placed"] - saga["orders_final"] or 1
+        log(f"    saga: {saga}")
+        return result
+
+    log("warm-up (untimed): POST /event and POST /order at 50/s")
+    open_loop(port=port, path="/event", rate=50, duration_s=2, headers={}, bodies=event_bodies(), tokens=[token])
+    post_orders(50, 2)
+    log("open loop, POST /event on the same gunicorn (the yardstick):")
+    events = event_rate_search(port=port, tokens=[token], headers={}, step_s=args.step_seconds)
+    log(f"open loop, POST /order at {args.rate:g}/s for {args.seconds:g} s:")
+    fixed = post_orders(args.rate, args.seconds)
+    log(f"  POST p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms; saga {fixed['saga']}")
+    log(f"  CPU ms per order: {fixed['cpu_ms_per_order']}")
+    log("open loop, the highest order rate sustained:")
+    orders = highest_sustained_rate(order_step, start=args.search_start)
+    orders["criteria"] += "; every order final within 10 s of the last send, time to final p99 ≤ 1 s"
+    rate = args.rate
+    return {
+        **result_row(
+            name="orders: highest sustained order rate vs POST /event (open loop)",
+            figure=orders["highest_sustained_rate"],
+            baseline=events["highest_sustained_rate"],
+            target=0.25,
+        ),
+        "more": [
+            result_row(
+                name=f"orders: POST /order p99 ms at {rate:g}/s (open loop)",
+                figure=fixed["p99_ms"],
+                baseline=None,
+                target=25,
+                unit="ms",
+            ),
+            result_row(
+                name=f"orders: time to final status p99 ms at {rate:g}/s",
+                figure=fixed["saga"]["time_to_final_p99_ms"],
+                baseline=None,
+                target=250,
+                unit="ms",
+            ),
+        ],
+        "at_fixed_rate": fixed,
+        "cpu_ms_per_order_at_fixed_rate": fixed["cpu_ms_per_order"],
+        "order_rate_search": orders,
+        "event_rate_search": events,
+        "throttling": "on: THROTTLE_USER raised to 10000000/minute (one bench user places every order)",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=2000)
@@ -134,6 +284,11 @@ def main() -> None:
     parser.add_argument("--saga-workers", type=int, default=2)
     parser.add_argument("--web-workers", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--closed-loop", action="store_true", help="the older closed-loop run of --orders")
+    parser.add_argument("--rate", type=float, default=100, help="open loop: orders/s of the fixed-rate run")
+    parser.add_argument("--seconds", type=float, default=10, help="open loop: length of the fixed-rate run")
+    parser.add_argument("--step-seconds", type=float, default=4, help="open loop: length of each search step")
+    parser.add_argument("--search-start", type=float, default=100, help="open loop: first rate of the search")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-orders-"))
@@ -175,6 +330,36 @@ def main() -> None:
                 raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
             time.sleep(0.1)
         time.sleep(2)  # let the consumers create their groups
+        if not args.closed_loop:
+            this_process = psutil.Process(os.getpid())
+            meter = CpuMeter(
+                {
+                    "web": process_tree(processes[0].pid),
+                    "saga": lambda: [p for s in processes[1 : 1 + args.saga_workers] for p in process_tree(s.pid)()],
+                    "relay": process_tree(processes[-1].pid),
+                    "postgres": process_tree(postgres.pid),
+                    "redis": process_tree(redis_server.pid),
+                    "bench_process": lambda: [this_process],  # follows the stream; the driver reports its own
+                }
+            )
+            follower = SagaFollower(redis_server.client())
+            try:
+                result = run_open_loop(args, port=port, token=token, cpu=meter, follower=follower)
+            finally:
+                follower.stop.set()
+            statuses = json.loads(manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
+            emit(
+                {
+                    "benchmark": "orders_saga",
+                    **result,
+                    "web_workers": args.web_workers,
+                    "saga_workers": args.saga_workers,
+                    "statuses": statuses,
+                    "cpus": os.cpu_count(),
+                    "load_average": os.getloadavg(),
+                }
+            )
+            return
 
         # -- baseline: the bare web stack ---------------------------------------------------
         def get_healthz(conn, token, job, started) -> bool:

@@ -14,7 +14,7 @@ import time
 
 from commsplatform.devservers import PostgresServer, RedisServer
 
-from .common import emit, log
+from .common import emit, log, result_row
 
 
 def main() -> None:
@@ -63,10 +63,15 @@ def main() -> None:
         emit(
             {
                 "benchmark": "outbox",
+                **result_row(
+                    name="outbox: writes/s with an event vs the same write without",
+                    figure=round(published_rate),
+                    baseline=round(plain_rate),
+                    target=0.6,
+                ),
                 "writes": args.writes,
                 "write_with_event_per_s": round(published_rate),
                 "baseline_write_without_event_per_s": round(plain_rate),
-                "ratio": round(published_rate / plain_rate, 3),
                 "stream_length": redis_server.client().xlen("bench-outbox"),
                 "outbox_rows_waiting_for_the_delete_thread_at_the_end": waiting,
                 "outbox_rows_left_after_close": OutboxEvent.objects.count(),

@@ -4,6 +4,13 @@ fire-and-forget `POST /event` (XADD only), same gunicorn, same run.
 
     python -m bench.weather [--duration 8] [--concurrency 32] [--rounds 3]
                             [--terminals 1] [--batch 32] [--web-workers 2] [--web-threads 4]
+                            [--no-open-loop] [--step-seconds 4]
+
+Open loop (bench/openloop.py, latency from the scheduled send, after the closed-loop
+rounds): the highest rate each route sustains (`common.highest_sustained_rate`), then
+`POST /WeatherForecast/city` at half its own highest rate for p99. Targets: highest
+request/reply rate ≥ 0.75 × that of `POST /event`, p99 ≤ 50 ms at half of it. Throttling
+is off in bench/settings.py for this bench (the JSON says so).
 
 gunicorn runs gthread workers, by default as docker/gunicorn.conf.py does (2 × 4 threads;
 `--web-threads 16` gives every one of the 32 connections its own thread). The `weather`
@@ -25,7 +32,20 @@ import psutil
 
 from weather.loadtest import CITY_LOCATIONS as CITIES
 
-from .common import PYTHON, ROOT, CpuMeter, Gunicorn, emit, http_load, log, start_stack
+from .common import (
+    PYTHON,
+    ROOT,
+    CpuMeter,
+    Gunicorn,
+    emit,
+    event_rate_search,
+    highest_sustained_rate,
+    http_load,
+    log,
+    open_loop,
+    result_row,
+    start_stack,
+)
 
 
 def main() -> None:
@@ -37,6 +57,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="WEATHER_BATCH_SIZE: requests a terminal takes at once")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (WEB_CONCURRENCY)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn process (WEB_THREADS)")
+    parser.add_argument("--no-open-loop", action="store_true")
+    parser.add_argument("--step-seconds", type=float, default=4, help="open loop: length of each step")
     args = parser.parse_args()
 
     stack = start_stack(
@@ -109,12 +131,27 @@ def main() -> None:
             log(f"  CPU ms/request: POST /event {baseline_cpu[-1]}; POST /WeatherForecast/city {subject_cpu[-1]}")
         base_rps = statistics.median(r.rps for r in baseline)
         subject_rps = statistics.median(r.rps for r in subject)
+        closed_row = result_row(
+            name=f"weather: request/reply req/s vs POST /event (closed loop, {args.concurrency} clients)",
+            figure=round(subject_rps, 1),
+            baseline=round(base_rps, 1),
+            target=0.6,
+        )
+        rows, open_result = [], {}
+        if not args.no_open_loop:
+            open_result = weather_open_loop(args, server.port, stack.token, cpu)
+            rows = open_result.pop("rows")
+        top = rows[0] if rows else closed_row
         client = stack.redis.client()
         emit(
             {
                 "benchmark": "weather",
+                **top,
+                "more": rows[1:] + ([closed_row] if rows else []),
+                "open_loop": open_result,
+                "throttling": "off (bench/settings.py); on in production settings",
                 "subject": "POST /WeatherForecast/city (request/reply over weather-requests/weather-responses)",
-                "baseline": "POST /event (fire-and-forget XADD), same server, same run",
+                "baseline_route": "POST /event (fire-and-forget XADD), same server, same run",
                 "concurrency": args.concurrency,
                 "gunicorn": f"{args.web_workers} gthread workers x {threads} threads",
                 "terminals": args.terminals,
@@ -143,6 +180,51 @@ def main() -> None:
         worker.wait(30)
         server.stop()
         stack.close()
+
+
+WEATHER_BODIES = [json.dumps({"city": city, "location": location}) for city, location in CITIES]
+
+
+def weather_open_loop(args, port: int, token: str, cpu: CpuMeter) -> dict:
+    headers = {"Authorization": f"Token {token}"}
+
+    def weather(rate: float, seconds: float) -> dict:
+        cpu.per_request_ms(1)
+        result = open_loop(
+            port=port, path="/WeatherForecast/city", rate=rate, duration_s=seconds, headers=headers,
+            bodies=WEATHER_BODIES,
+        )  # fmt: skip
+        result["cpu_ms_per_request"] = cpu.per_request_ms(result["sent"])
+        return result
+
+    log("open loop, POST /event:")
+    events = event_rate_search(port=port, tokens=[token], headers={}, step_s=args.step_seconds)
+    log("open loop, POST /WeatherForecast/city:")
+    search = highest_sustained_rate(lambda rate: weather(rate, args.step_seconds), start=200)
+    half = round(search["highest_sustained_rate"] / 2, 1)
+    log(f"open loop, POST /WeatherForecast/city at half its highest rate ({half}/s):")
+    at_half = weather(half, max(args.step_seconds, 8))
+    log(f"  p50 {at_half['p50_ms']} ms, p99 {at_half['p99_ms']} ms, errors {at_half['errors']}")
+    return {
+        "rows": [
+            result_row(
+                name="weather: highest sustained request/reply rate vs POST /event (open loop)",
+                figure=search["highest_sustained_rate"],
+                baseline=events["highest_sustained_rate"],
+                target=0.75,
+            ),
+            result_row(
+                name=f"weather: request/reply p99 ms at half its highest rate ({half:g}/s, open loop)",
+                figure=at_half["p99_ms"],
+                baseline=None,
+                target=50,
+                unit="ms",
+            ),
+        ],
+        "event_rate_search": events,
+        "weather_rate_search": search,
+        "at_half_rate": at_half,
+    }
 
 
 def _median_parts(rounds: list[dict[str, float]]) -> dict[str, float]:
