@@ -140,7 +140,8 @@ def _take_stock(taken: Counter[int]) -> int:
     now = Product._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
     values = ", ".join(["(%s, %s)"] * len(taken))
     sql = (
-        f"UPDATE {table} SET stock = {table}.stock - v.column2, updated_at = %s "
+        # The table name from the model, quoted; every value is a bound parameter.
+        f"UPDATE {table} SET stock = {table}.stock - v.column2, updated_at = %s "  # noqa: S608
         f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1 AND {table}.stock >= v.column2"
     )
     with connection.cursor() as cursor:

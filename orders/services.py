@@ -216,7 +216,8 @@ def _orders_update(orders: list[Order], now) -> None:
         first = "(%s, %s, %s, %s)"
     values = ", ".join([first] + ["(%s, %s, %s, %s)"] * (len(orders) - 1))
     sql = (
-        f"UPDATE {table} SET status = v.column2, total = v.column3, finalized_at = v.column4, updated_at = %s "
+        # The table name from the model, quoted; every value is a bound parameter.
+        f"UPDATE {table} SET status = v.column2, total = v.column3, finalized_at = v.column4, updated_at = %s "  # noqa: S608
         f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1"
     )
     with connection.cursor() as cursor:

@@ -105,7 +105,8 @@ def _insert_outbox_rows(name: str, batch: list[Event]) -> list[OutboxEvent]:
     quote = connection.ops.quote_name
     row = "(" + ", ".join(["%s"] * len(_OUTBOX_COLUMNS)) + ")"
     sql = (
-        f"INSERT INTO {quote(model.db_table)} ({', '.join(quote(c) for c in _OUTBOX_COLUMNS)}) "
+        # Names from the model, quoted; every value is a bound parameter.
+        f"INSERT INTO {quote(model.db_table)} ({', '.join(quote(c) for c in _OUTBOX_COLUMNS)}) "  # noqa: S608
         f"VALUES {', '.join([row] * len(batch))} RETURNING {quote(model.pk.column)}"
     )
     with connection.cursor() as cursor:
