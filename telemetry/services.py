@@ -63,23 +63,33 @@ _SLOT_MOVED_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.MovedError, 
 # ARGV: occurred_at, the PUBLISH message, the event type and version, then 7 values per
 #       reading: battery id and the six readings.STORED_FIELDS, in that order.
 # Returns one 0/1 per reading: whether it changed the stored state.
-_APPLY_LUA = """
+# Lua shared by both scripts: whether the reading in ARGV[first .. first + 5] (timestamp,
+# voltage, current, temperature, state of charge, state of health) is newer than the one
+# stored in `key` (compared field by field, the timestamp first).
+_NEWER_LUA = """
+local function newer(key, first)
+  local stored = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
+                            'state_of_charge', 'state_of_health')
+  if stored[1] == false then return true end
+  for i = 1, 6 do
+    local old, new = tonumber(stored[i]), tonumber(ARGV[first + i - 1])
+    if old == nil or new > old then return true end
+    if new < old then return false end
+  end
+  return false
+end
+"""
+
+_APPLY_LUA = (
+    _NEWER_LUA
+    + """
 local ids_key, stream = KEYS[1], KEYS[2]
 local occurred_at, message, event_type, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local changed = {}
 for r = 1, #KEYS - 2 do
   local key = KEYS[r + 2]
   local a = 4 + (r - 1) * 7
-  local stored = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
-                            'state_of_charge', 'state_of_health')
-  local newer = stored[1] == false
-  if not newer then
-    for i = 1, 6 do
-      local old, new = tonumber(stored[i]), tonumber(ARGV[a + 1 + i])
-      if old == nil or new > old then newer = true break end
-      if new < old then break end
-    end
-  end
+  local newer = newer(key, a + 2)
   if newer then
     local id, ts, v, c, t, soc, soh = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
                                       ARGV[a + 6], ARGV[a + 7]
@@ -101,6 +111,7 @@ for r = 1, #KEYS - 2 do
 end
 return changed
 """
+)
 # Registered without a client: it runs on whichever client or pipeline is passed, and a
 # pipeline loads it (SCRIPT LOAD) when the server does not know it, e.g. after a restart.
 # The stub requires a client; None is fine at runtime since the source is bytes and each call passes one.
@@ -110,20 +121,13 @@ _apply_script = Script(None, _APPLY_LUA.encode())  # type: ignore[arg-type]
 # The compare-and-set alone, for one battery (a Redis Cluster: one slot per call).
 # KEYS[1]: the battery hash. ARGV: 6 values per reading (readings.STORED_FIELDS order).
 # Returns one 0/1 per reading: whether it changed the stored state.
-_CAS_LUA = """
+_CAS_LUA = (
+    _NEWER_LUA
+    + """
 local key, changed = KEYS[1], {}
 for r = 1, #ARGV / 6 do
   local a = (r - 1) * 6
-  local stored = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
-                            'state_of_charge', 'state_of_health')
-  local newer = stored[1] == false
-  if not newer then
-    for i = 1, 6 do
-      local old, new = tonumber(stored[i]), tonumber(ARGV[a + i])
-      if old == nil or new > old then newer = true break end
-      if new < old then break end
-    end
-  end
+  local newer = newer(key, a + 1)
   if newer then
     redis.call('HSET', key, 'timestamp', ARGV[a + 1], 'voltage', ARGV[a + 2], 'current', ARGV[a + 3],
                'temperature', ARGV[a + 4], 'state_of_charge', ARGV[a + 5], 'state_of_health', ARGV[a + 6])
@@ -134,6 +138,7 @@ for r = 1, #ARGV / 6 do
 end
 return changed
 """
+)
 _cas_script = Script(None, _CAS_LUA.encode())  # type: ignore[arg-type]
 
 
