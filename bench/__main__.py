@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.orders_saga",
     "bench.kafka_ingest",
     "bench.metrics_scrape",
+    "bench.replicas",
 ]
 
 
