@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import stop_processes
+from .common import result_row, stop_processes
 from .comms_stack import CommsStack, emit, log
 
 COUNT = int(os.environ.get("BENCH_RECIPIENTS", 100_000))
@@ -106,120 +106,259 @@ def fanout_alone_seconds() -> float:
 
 
 def sink_count(stack: CommsStack) -> int:
+    if stack.postfix_sink is not None:
+        return stack.postfix_sink.count()
     with open(stack.smtp.log_path, "rb") as log_file:
         return sum(1 for line in log_file if b" mail #" in line)
 
 
-def main() -> None:
-    devstack = "--devstack" in sys.argv[1:]
-    scratch = tempfile.TemporaryDirectory(prefix="bench-campaign-")
+HTML_BODY = "<p>Hello <b>{{ name }} {{ lastName }}</b>,</p><p>meet <i>Bench</i>.</p>"
+
+
+def unsubscribe_and_html_cpu_us() -> dict:
+    """CPU µs per message of `delivery_message` (render + build) in this process: plain text
+    without the unsubscribe link and headers, as sent (with them), and with an HTML part too."""
+    from django.utils.http import http_date
+
+    from notifications import sending
+
+    row = {
+        "pk": 1, "campaign_id": 1, "address": "ann@example.com", "message_id": "<m@bench>", "recipient_id": 7,
+        "recipient__username": "ann", "recipient__name": "Ann", "recipient__last_name": "Lee",
+        "recipient__email": "ann@example.com", "recipient__mobile": "", "recipient__device_id": "",
+        "subject": "", "body": "", "from_email": "", "attempts": 1,
+    }  # fmt: skip
+    from notifications.templating import compile_template
+
+    subject, body = compile_template("New Campaign"), compile_template("Hello {{ name }} {{ lastName }}, meet Bench.")
+    date = http_date()
+    plain = {1: (subject, body, "test@test.com", None)}
+    html = {1: (subject, body, "test@test.com", compile_template(HTML_BODY))}
+
+    def per_message_us(call, n: int = 5000) -> float:
+        started = time.process_time()
+        for _ in range(n):
+            call()
+        return round((time.process_time() - started) * 1e6 / n, 1)
+
+    from notifications.message import build_message
+
+    def without_unsubscribe() -> None:
+        values = {"name": "Ann", "last_name": "Lee"}
+        build_message(
+            from_addr="test@test.com", to_addr=row["address"], subject=subject.render(values),
+            body=body.render(values), message_id=row["message_id"], date=date,
+        )  # fmt: skip
+
+    return {
+        "text_without_unsubscribe_us": per_message_us(without_unsubscribe),
+        "text_with_unsubscribe_us": per_message_us(lambda: sending.delivery_message(row, plain, date)),
+        "text_html_with_unsubscribe_us": per_message_us(lambda: sending.delivery_message(row, html, date)),
+    }
+
+
+def start_workers(*, devstack: bool, env: dict[str, str]) -> list[subprocess.Popen]:
+    workers = []
     if devstack:
-        stack = CommsStack(smtp=True, sqlite=f"{scratch.name}/db.sqlite3", maildir=f"{scratch.name}/mail")
+        from commsplatform.devstack import worker_commands
+
+        # The campaign pipeline's processes; make run's third worker process holds the
+        # other seeds' consumers, idle here.
+        commands = worker_commands()
+        for name in ("campaigns", "sender"):
+            workers.append(subprocess.Popen(commands[name], env=env, cwd=ROOT, stdout=sys.stderr))
     else:
-        stack = CommsStack(smtp=True)
-    workers: list[subprocess.Popen] = []
-    try:
-        from django.contrib.auth.models import User
-        from rest_framework.test import APIClient
-
-        from campaigns.models import Campaign
-        from users.services import recipients_generate
-
-        log(f"seeding {COUNT} recipients")
-        recipients_generate(count=COUNT, seed=2)
-        log("baseline: one connection per email, sequential")
-        baseline = baseline_seconds(stack.smtp.host, stack.smtp.port)
-        log("ceiling: what the sink accepts from 4 persistent connections, no database")
-        ceiling, ceiling_client = sink_ceiling_per_s(stack.smtp.host, stack.smtp.port)
-        log("fan-out stage alone")
-        fanout_alone = fanout_alone_seconds()
-        already_in_sink = sink_count(stack)
-
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if devstack:
-            from commsplatform.devstack import worker_commands
-
-            # The campaign pipeline's processes; make run's third worker process holds the
-            # other seeds' consumers, idle here.
-            commands = worker_commands()
-            for name in ("campaigns", "sender"):
-                workers.append(subprocess.Popen(commands[name], env=env, cwd=ROOT))
-        else:
-            manage = [sys.executable, str(ROOT / "manage.py"), "runworker"]
-            workers.append(
-                subprocess.Popen([*manage, "campaign-fanout", "notification-router", "email-retry"], env=env)
+        manage = [sys.executable, str(ROOT / "manage.py"), "runworker"]
+        workers.append(
+            subprocess.Popen(
+                [*manage, "campaign-fanout", "notification-router", "email-retry"], env=env, stdout=sys.stderr
             )
-            for index in range(SENDER_PROCESSES):
-                workers.append(
-                    subprocess.Popen([*manage, "email-sender", "--consumer-name", f"bench-sender-{index}"], env=env)
+        )
+        for index in range(SENDER_PROCESSES):
+            workers.append(
+                subprocess.Popen(
+                    [*manage, "email-sender", "--consumer-name", f"bench-sender-{index}"], env=env, stdout=sys.stderr
                 )
-        time.sleep(3)  # let the workers import Django and create their groups
+            )
+    time.sleep(3)  # let the workers import Django and create their groups
+    return workers
 
+
+def campaign_run(stack: CommsStack, *, devstack: bool, label: str, rate_limit: float, html: bool) -> dict:
+    """One campaign to every recipient, from the API call until it is completed, with its
+    own worker processes (started with this variant's settings, stopped after)."""
+    import psutil
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    from campaigns.selectors import campaign_get
+
+    from .common import CpuMeter, process_tree
+
+    # Workers print to stderr: stdout carries only this benchmark's JSON. EMAIL_SEND_CHUNK
+    # 200 (one chunk per entry) was the best shape here (README, Benchmarks).
+    env = {
+        "EMAIL_SEND_CHUNK": "200",
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "EMAIL_RATE_LIMIT_PER_S": repr(rate_limit),
+    }
+    already_in_sink = sink_count(stack)
+    workers = start_workers(devstack=devstack, env=env)
+    try:
+        parts = {
+            "fanout+router": process_tree(workers[0].pid),
+            "senders": lambda: [p for w in workers[1:] for p in process_tree(w.pid)()],
+            "postgres": process_tree(stack.servers[0].pid if not devstack else None),
+            "redis": process_tree(stack.servers[1 if not devstack else 0].pid),
+            "smtp sink": process_tree(stack.servers[-1].pid),
+            "bench (polling)": lambda: [psutil.Process()],  # itself only: the servers are its children
+        }
+        meter = CpuMeter(parts)
+        user, _ = User.objects.get_or_create(username="bench", defaults={"is_staff": True})
         client = APIClient()
-        client.force_authenticate(User.objects.create_user("bench", is_staff=True))
+        client.force_authenticate(user)
         started = time.perf_counter()
         if devstack:
-            log("GET /api/v1/campaign/create")
+            log(f"[{label}] GET /api/v1/campaign/create")
             response = client.get("/api/v1/campaign/create")
             assert response.status_code == 200, response.content
         else:
-            log("POST /api/v1/campaigns/")
-            response = client.post(
-                "/api/v1/campaigns/",
-                {
-                    "name": "Bench",
-                    "subject": "New Campaign",
-                    "body": "Hello {{ name }} {{ lastName }}, meet Bench.",
-                },
-                format="json",
-            )
+            log(f"[{label}] POST /api/v1/campaigns/")
+            body = {"name": "Bench", "subject": "New Campaign", "body": "Hello {{ name }} {{ lastName }}, meet Bench."}
+            if html:
+                body["html_body"] = HTML_BODY
+            response = client.post("/api/v1/campaigns/", body, format="json")
             assert response.status_code == 201, response.content
         campaign_id = response.json()["id"]
         fanout_s = routed_s = None
         last_report = 0.0
         while True:
-            campaign = Campaign.objects.get(pk=campaign_id)
+            campaign = campaign_get(campaign_id=campaign_id)
+            assert campaign is not None
             now = time.perf_counter() - started
             if fanout_s is None and campaign.fanout_done_at:
                 fanout_s = now
-                log(f"fan-out done: {campaign.batches_published} batches")
-            if routed_s is None and campaign.fanout_done_at and campaign.batches_routed >= campaign.batches_published:
+                log(f"[{label}] fan-out done: {campaign.batches_published} batches")
+            if routed_s is None and campaign.routing_done:
                 routed_s = now
-                log(f"routing done: {campaign.recipients_count} ledger rows")
+                log(f"[{label}] routing done: {campaign.recipients_count} ledger rows")
             if campaign.status in ("completed", "completed_with_failures", "cancelled"):
                 break
             if now - last_report >= 5:
-                log(f"{now:5.1f}s: {campaign.sent_count} sent")
+                log(f"[{label}] {now:5.1f}s: {campaign.sent_count} sent")
                 last_report = now
             if now > 600:
                 raise SystemExit(f"campaign did not finish in 600 s: {campaign.sent_count} sent")
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
-        received = sink_count(stack) - already_in_sink
-        emit(
-            {
-                "benchmark": "campaign_100k" + (" --devstack (make run: SQLite, Maildir sink)" if devstack else ""),
-                "recipients": COUNT,
-                "status": campaign.status,
-                "sent": campaign.sent_count,
-                "received_by_smtp_sink": received,
-                "seconds_end_to_end": round(elapsed, 2),
-                "emails_per_s": round(campaign.sent_count / elapsed),
-                "fanout_alone_seconds": round(fanout_alone, 2),
-                "fanout_seconds_during_campaign": round(fanout_s or 0, 2),
-                "routing_done_seconds": round(routed_s or 0, 2),
-                "target_s": 120 if devstack else 60,
-                "sender_processes": "as make run" if devstack else SENDER_PROCESSES,
-                "baseline": "one SMTP connection per email, sequential; 1,000 emails scaled to 100,000",
-                "baseline_seconds": round(baseline, 2),
-                "ratio_baseline_over_figure": round(baseline / elapsed, 1),
-                "smtp_sink_ceiling_emails_per_s": round(ceiling),
-                "smtp_sink_ceiling_client": ceiling_client,
-                "ratio_figure_over_sink_ceiling": round(campaign.sent_count / elapsed / ceiling, 2),
-            }
-        )
+        cpu_ms = meter.per_request_ms(campaign.sent_count)
     finally:
         stop_processes(workers, timeout=15)
+    # The next variant starts from the same ledger size (not this run's 100,000 rows more).
+    from django.db import router
+
+    from notifications.models import Delivery
+
+    ledger = Delivery.objects.filter(campaign_id=campaign_id)
+    ledger._raw_delete(router.db_for_write(Delivery))
+    time.sleep(0.5)  # the sink's counter is written when each session ends
+    return {
+        "variant": label,
+        "rate_limit_per_s": rate_limit,
+        "html_part": html,
+        "status": campaign.status,
+        "sent": campaign.sent_count,
+        "received_by_smtp_sink": sink_count(stack) - already_in_sink,
+        "seconds_end_to_end": round(elapsed, 2),
+        "emails_per_s": round(campaign.sent_count / elapsed),
+        "fanout_seconds_during_campaign": round(fanout_s or 0, 2),
+        "routing_done_seconds": round(routed_s or 0, 2),
+        "cpu_ms_per_email": cpu_ms,
+    }
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    devstack = "--devstack" in args
+    postfix = "--smtp-sink" in args
+    # The features measured against the plain run (same run): the shared rate limiter set
+    # so high that it runs on every message but never waits, and an HTML part.
+    rate_limit = float(args[args.index("--rate-limit") + 1]) if "--rate-limit" in args else 1e6
+    features = (postfix or "--features" in args) and "--plain-only" not in args
+    scratch = tempfile.TemporaryDirectory(prefix="bench-campaign-")
+    if devstack:
+        stack = CommsStack(smtp=True, sqlite=f"{scratch.name}/db.sqlite3", maildir=f"{scratch.name}/mail")
+    else:
+        stack = CommsStack(smtp=not postfix, smtp_sink=postfix)
+    host = stack.postfix_sink.host if stack.postfix_sink else stack.smtp.host
+    port = stack.postfix_sink.port if stack.postfix_sink else stack.smtp.port
+    try:
+        from users.services import recipients_generate
+
+        log(f"seeding {COUNT} recipients")
+        recipients_generate(count=COUNT, seed=2)
+        log("baseline: one connection per email, sequential")
+        baseline = baseline_seconds(host, port)
+        log("ceiling: what the sink accepts from 4 persistent connections, no database")
+        ceiling, ceiling_client = sink_ceiling_per_s(host, port)
+        log("fan-out stage alone")
+        fanout_alone = fanout_alone_seconds()
+        runs = [campaign_run(stack, devstack=devstack, label="plain", rate_limit=0.0, html=False)]
+        if features:
+            runs.append(
+                campaign_run(stack, devstack=devstack, label="rate limit + HTML", rate_limit=rate_limit, html=True)
+            )
+        plain = runs[0]
+        elapsed = plain["seconds_end_to_end"]
+        name = "campaign_100k" + (
+            " --devstack (make run: SQLite, Maildir sink)" if devstack else " --smtp-sink" if postfix else ""
+        )
+        target_s = 120 if devstack else 60
+        result = {
+            **result_row(
+                name=f"{name}: seconds for {COUNT} recipients end to end",
+                figure=elapsed,
+                baseline=round(baseline, 2),
+                target=target_s * COUNT / 100_000,
+                unit="s",
+            ),
+            "benchmark": name,
+            "recipients": COUNT,
+            **plain,
+            "fanout_alone_seconds": round(fanout_alone, 2),
+            "target_s": target_s,
+            "sender_processes": "as make run" if devstack else SENDER_PROCESSES,
+            "sender_threads": os.environ.get("EMAIL_SENDER_CONCURRENCY", "default"),
+            "send_chunk": os.environ.get("EMAIL_SEND_CHUNK", "default"),
+            "baseline_kind": "one SMTP connection per email, sequential; 1,000 emails scaled to the recipients",
+            "baseline_seconds": round(baseline, 2),
+            "ratio_baseline_over_figure": round(baseline / elapsed, 1),
+            "smtp_sink_ceiling_emails_per_s": round(ceiling),
+            "smtp_sink_ceiling_client": ceiling_client,
+            "ratio_figure_over_sink_ceiling": round(plain["emails_per_s"] / ceiling, 2),
+            "runs": runs,
+            "more": [
+                result_row(
+                    name=f"{name}: emails/s over the sink's ceiling (smtp-source, same run)",
+                    figure=plain["emails_per_s"],
+                    baseline=round(ceiling),
+                    target=0.7,
+                )
+            ],
+        }
+        if features:
+            result["more"].append(
+                result_row(
+                    name=f"{name}: emails/s with rate limiter ({rate_limit:g}/s) + HTML over without",
+                    figure=runs[1]["emails_per_s"],
+                    baseline=plain["emails_per_s"],
+                    target=0.9,
+                )
+            )
+            result["message_cpu_us"] = unsubscribe_and_html_cpu_us()
+        emit(result)
+    finally:
         stack.close()
         scratch.cleanup()
 

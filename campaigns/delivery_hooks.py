@@ -103,9 +103,23 @@ def campaign_consent_counted(*, campaign_id: int, unsubscribed: int = 0, bounced
         Campaign.objects.filter(pk=campaign_id).update(**changes)
 
 
-# The ledger's counts and "maybe done" are the campaign's own counter and completion services.
+# The ledger's counts are the campaign's own counter service.
 campaign_deliveries_counted = campaign_counters_add
-campaign_deliveries_settled = campaign_complete_if_done
+
+
+def campaign_deliveries_settled(*, campaign_id: int) -> None:
+    """After every sender chunk: the completion check, behind a plain read of the same
+    condition. The two conditional UPDATEs of campaign_complete_if_done wait on the row
+    lock the other senders' counters hold; the read does not. Called after the caller's
+    commit, so whichever commit brings the last delivery to a final state sees it done."""
+    if Campaign.objects.filter(
+        pk=campaign_id,
+        status=Campaign.Status.SENDING,
+        fanout_done_at__isnull=False,
+        batches_routed__gte=F("batches_published"),
+        recipients_count__lte=F("sent_count") + F("failed_count") + F("skipped_count"),
+    ).exists():
+        campaign_complete_if_done(campaign_id=campaign_id)
 
 
 def campaign_failed_retry(*, campaign_id: int, failed: int) -> bool:
