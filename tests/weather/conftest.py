@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -85,6 +87,9 @@ class WebProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(10)
+        # Its own session: a worker the master left behind (it was killed) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
 
