@@ -72,13 +72,21 @@ def aof_redis(settings):
 def test_simulator_campaign_and_orders_survive_kills_and_a_redis_restart(
     aof_redis, smtp_server, kafka_broker, worker_process, api_client, api_user
 ):
+    kills, restarts = run_chaos(smtp_server, worker_process, api_client, api_user, disrupt=aof_redis.restart)
+    assert restarts == 1
+
+
+def run_chaos(smtp_server, worker_process, api_client, api_user, *, disrupt, extra_env=None) -> tuple[int, int]:
+    """The load, the kills and `disrupt()` once halfway; then every promise checked.
+    Returns (worker kills, disruptions). Also run on a Redis Cluster (tests/cluster)."""
+    worker_env = {**WORKER_ENV, **(extra_env or {})}
     rng = random.Random(SEED)
     # given: shop, recipients, the web process, two `runworker --all` and the outbox relay
     set_shop(products=PRODUCTS, accounts=ACCOUNTS)
     recipients_generate(count=RECIPIENTS, seed=SEED)
-    web = WebProcess(subprocess_environment(WORKER_ENV), threads=8)
-    workers = [worker_process("runworker", "--all", env=WORKER_ENV) for _ in range(2)]
-    worker_process("relay_outbox", "--interval", "0.5", env=WORKER_ENV)
+    web = WebProcess(subprocess_environment(worker_env), threads=8)
+    workers = [worker_process("runworker", "--all", env=worker_env) for _ in range(2)]
+    worker_process("relay_outbox", "--interval", "0.5", env=worker_env)
     token = Token.objects.get(user=api_user).key  # api_client made it
     try:
         # when: a campaign, the event simulator and 120 concurrent orders start together
@@ -110,13 +118,12 @@ def test_simulator_campaign_and_orders_survive_kills_and_a_redis_restart(
             victim = rng.randrange(len(workers))
             workers[victim].kill()
             kills += 1
-            workers[victim] = worker_process("runworker", "--all", env=WORKER_ENV)
+            workers[victim] = worker_process("runworker", "--all", env=worker_env)
             if restarts == 0 and time.monotonic() - started > EVENT_SECONDS / 2:
-                aof_redis.restart()
+                disrupt()
                 restarts += 1
         simulator.join()
         ordering.join()
-        assert restarts == 1
 
         # then: quiescence, and every promise kept
         result = simulated["result"]
@@ -163,6 +170,7 @@ def test_simulator_campaign_and_orders_survive_kills_and_a_redis_restart(
             f"orders={ORDERS} {dict(statuses)}; kills={kills} redis restarts={restarts}; "
             f"lost=0 duplicated rows=0"
         )
+        return kills, restarts
     finally:
         print(f"--- gunicorn ---\n{web.output()[-3000:]}")
         web.close()
