@@ -43,7 +43,7 @@ def _token_mac() -> hmac.HMAC:
     global _mac
     if _mac is None:
         signer = signing.Signer(salt=_SALT)
-        key = hashlib.sha256(force_bytes(signer.salt + "signer") + force_bytes(signer.key)).digest()
+        key = hashlib.sha256(force_bytes(signer.salt) + b"signer" + force_bytes(signer.key)).digest()
         _mac = hmac.new(key, digestmod=hashlib.sha256)
     return _mac
 
