@@ -187,6 +187,15 @@ def _action_response(result) -> Response:
     return Response(DeadLetterActionOutputSerializer(body).data)
 
 
+def _dead_letter_action(request, stream: str, action) -> Response:
+    """Validate the selection, run `action` (redrive or purge) as the caller, answer the result."""
+    selection = DeadLetterSelectionSerializer(data=request.data)
+    selection.is_valid(raise_exception=True)
+    return _action_response(
+        _dead_letter_errors(lambda: action(stream=stream, actor=request.user.get_username(), **selection.selection()))
+    )
+
+
 class DeadLetterRedriveApi(APIView):
     """Put dead letters back on their stream, each exactly once, keeping its event id (staff)."""
 
@@ -198,13 +207,7 @@ class DeadLetterRedriveApi(APIView):
         operation_id="dead_letters_redrive",
     )
     def post(self, request, stream: str):
-        selection = DeadLetterSelectionSerializer(data=request.data)
-        selection.is_valid(raise_exception=True)
-        return _action_response(
-            _dead_letter_errors(
-                lambda: dead_letters_redrive(stream=stream, actor=request.user.get_username(), **selection.selection())
-            )
-        )
+        return _dead_letter_action(request, stream, dead_letters_redrive)
 
 
 class DeadLetterPurgeApi(APIView):
@@ -218,13 +221,7 @@ class DeadLetterPurgeApi(APIView):
         operation_id="dead_letters_purge",
     )
     def post(self, request, stream: str):
-        selection = DeadLetterSelectionSerializer(data=request.data)
-        selection.is_valid(raise_exception=True)
-        return _action_response(
-            _dead_letter_errors(
-                lambda: dead_letters_purge(stream=stream, actor=request.user.get_username(), **selection.selection())
-            )
-        )
+        return _dead_letter_action(request, stream, dead_letters_purge)
 
 
 class ConsumerSerializer(serializers.Serializer):
