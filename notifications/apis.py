@@ -95,7 +95,7 @@ class SeedEventPublishApi(EventPublishApi):
         @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URL conf and schema
         def view(request, *args, **kwargs):
             if request.method == "POST":
-                response = cls._common_case(request)
+                response = cls.common_case(request)
                 if response is not None:
                     return response
             return drf_view(request, *args, **kwargs)
@@ -103,7 +103,8 @@ class SeedEventPublishApi(EventPublishApi):
         return view
 
     @classmethod
-    def _common_case(cls, request) -> HttpResponse | None:
+    def common_case(cls, request) -> HttpResponse | None:
+        """The answer to a common-case request, or None (nothing done: the DRF view answers it)."""
         user_and_token = cached_token_user(request)
         if user_and_token is None:
             return None
