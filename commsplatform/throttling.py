@@ -55,9 +55,10 @@ class SlidingWindowCounterMixin:
         if self.key is None:
             return None
         window, self.into = divmod(self.timer(), self.duration)  # type: ignore[attr-defined]
+        make_key = cache.make_key  # one look-up of this thread's cache
         return RateWindow(
-            current_key=cache.make_key(f"{self.key}:{int(window)}"),
-            previous_key=cache.make_key(f"{self.key}:{int(window) - 1}"),
+            current_key=make_key(f"{self.key}:{int(window)}"),
+            previous_key=make_key(f"{self.key}:{int(window) - 1}"),
             limit=self.num_requests,
             ttl=2 * self.duration,
             previous_share=1 - self.into / self.duration,

@@ -78,6 +78,7 @@ class SeedEventPublishApi(EventPublishApi):
     """
 
     parser_classes = [AnyContentTypeJSONParser]
+    _allow: str | None = None  # the Allow header DRF gives this view's answers
 
     @extend_schema(
         request=EventPublishApi.InputSerializer,
@@ -130,7 +131,14 @@ class SeedEventPublishApi(EventPublishApi):
             return cls._with_allow(
                 _rendered_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
             )
-        return cls._with_allow(HttpResponse(JSONRenderer().render(asdict(message)), content_type="application/json"))
+        # The fields as asdict() gives them (plain str/int values: nothing to copy deeply).
+        body = {
+            "id": message.id,
+            "description": message.description,
+            "timestamp": message.timestamp,
+            "stream_id": message.stream_id,
+        }
+        return cls._with_allow(HttpResponse(_JSON.render(body), content_type="application/json"))
 
     @staticmethod
     def _publish_within_rates(request, view, throttles, description: str) -> PublishedMessage:
@@ -154,7 +162,9 @@ class SeedEventPublishApi(EventPublishApi):
 
     @classmethod
     def _with_allow(cls, response: HttpResponse) -> HttpResponse:
-        response["Allow"] = ", ".join(cls().allowed_methods)  # APIView.finalize_response sets it on every answer
+        if cls._allow is None:
+            cls._allow = ", ".join(cls().allowed_methods)
+        response["Allow"] = cls._allow  # APIView.finalize_response sets it on every answer
         return response
 
     @staticmethod
@@ -177,6 +187,9 @@ class SeedEventPublishApi(EventPublishApi):
         ):
             return None
         return description
+
+
+_JSON = JSONRenderer()  # stateless: one for every request
 
 
 class _Refused(Exception):

@@ -20,6 +20,7 @@ import requests
 from django.conf import settings as django_settings
 from django.core.handlers.wsgi import WSGIHandler
 from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
 
 from commsplatform.fastpath import FastPaths
 from tests.helpers import subprocess_environment
@@ -81,6 +82,9 @@ def assert_same_answer(fast: requests.Response, chain: requests.Response) -> Non
             assert int(response.headers["Content-Length"]) == len(response.content)
     if chain.headers.get("Content-Type") == "application/json":
         assert list(fast.json()) == list(chain.json())
+    if chain.status_code == 200:  # the bytes DRF's renderer makes of those values
+        assert fast.content == JSONRenderer().render(fast.json())
+        assert chain.content == JSONRenderer().render(chain.json())
 
 
 def route_counts(process: WebProcess) -> dict[str, float]:
