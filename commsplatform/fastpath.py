@@ -32,7 +32,7 @@ What the chain does for such a request, and how it is kept here:
 The chain this was checked against is REVIEWED_MIDDLEWARE: with any other
 settings.MIDDLEWARE (a middleware added, OpenTelemetry's Django instrumentation that
 inserts its own when tracing is on) the fast paths are off and every request takes the
-chain. tests/notifications/test_event_common_case.py compares the two answers.
+chain. tests/notifications/test_event_fast_path.py compares the two answers.
 """
 
 import io
