@@ -15,16 +15,26 @@ Redis cannot be reached the request is let through, like the cache-based throttl
 with DJANGO_REDIS_IGNORE_EXCEPTIONS: an outage of the counter store must not become an
 outage of the API. Written by hand: no maintained package offers a DRF throttle on
 Redis counters.
+
+A view that writes to a stream right after its throttles (`POST /event`) can have both
+done in one round trip, when the counters' Redis (the cache's, CACHE_REDIS_URL) is the
+stream's (REDIS_URL): `rate_window()` names a throttle's counters and limit,
+workers.publish.publish_within_rates counts and checks them with the XADD, and
+`settle()` takes the counts back for `wait()`. Same keys, same arithmetic, same budget
+as `allow_request` in every other process.
 """
 
 import contextlib
 import logging
-import math
 
+from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework import throttling
+
+from workers.connection import is_cluster_url
+from workers.publish import RateWindow, WindowCount
 
 logger = logging.getLogger(__name__)
 
@@ -37,32 +47,49 @@ class SlidingWindowCounterMixin:
     duration: int
     key: str | None
 
-    def allow_request(self, request, view) -> bool:
+    def rate_window(self, request, view) -> RateWindow | None:
+        """This request's counters and limit, or None when no limit applies to it."""
         if self.rate is None:
-            return True
+            return None
         self.key = self.get_cache_key(request, view)  # type: ignore[attr-defined]
         if self.key is None:
-            return True
+            return None
         window, self.into = divmod(self.timer(), self.duration)  # type: ignore[attr-defined]
-        current = cache.make_key(f"{self.key}:{int(window)}")
-        previous = cache.make_key(f"{self.key}:{int(window) - 1}")
+        make_key = cache.make_key  # one look-up of this thread's cache
+        return RateWindow(
+            current_key=make_key(f"{self.key}:{int(window)}"),
+            previous_key=make_key(f"{self.key}:{int(window) - 1}"),
+            limit=self.num_requests,
+            ttl=2 * self.duration,
+            previous_share=1 - self.into / self.duration,
+        )
+
+    def settle(self, count: WindowCount) -> bool:
+        """Take the counts a round trip found (for `wait()`); whether the request was allowed."""
+        self.current, self.previous = count.current, count.previous
+        return count.allowed
+
+    def allow_request(self, request, view) -> bool:
+        window = self.rate_window(request, view)
+        if window is None:
+            return True
         client = get_redis_connection("default")
         try:
             pipe = client.pipeline(transaction=False)
-            pipe.incr(current)
-            pipe.expire(current, 2 * self.duration)
-            pipe.get(previous)
+            pipe.incr(window.current_key)
+            pipe.expire(window.current_key, window.ttl)
+            pipe.get(window.previous_key)
             count, _, before = pipe.execute()
         except RedisError as exc:
             logger.warning("throttle %s not checked, Redis unavailable: %s", self.key, exc)
             return True
         self.current = count - 1  # allowed before this request, in this window
         self.previous = int(before or 0)
-        if self.current + math.ceil(self.previous * (1 - self.into / self.duration)) < self.num_requests:
+        if window.allows(self.current, self.previous):
             return True
         # If the DECR fails, the refusal stays counted until the window ends: errs on the strict side.
         with contextlib.suppress(RedisError):
-            client.decr(current)
+            client.decr(window.current_key)
         return False
 
     def wait(self) -> float:
@@ -86,3 +113,15 @@ class AnonRateThrottle(SlidingWindowCounterMixin, throttling.AnonRateThrottle):
 
 class UserRateThrottle(SlidingWindowCounterMixin, throttling.UserRateThrottle):
     """Each token's user, or an anonymous client's IP (scope `user`)."""
+
+
+def counters_on_stream_redis() -> bool:
+    """Whether the throttles' counters live on the streams' Redis (CACHE_REDIS_URL is
+    REDIS_URL, a single server): then a throttle check and an XADD share one round trip.
+    A Redis Cluster REDIS_URL never qualifies (the cache is a separate single Redis)."""
+    cache_settings = settings.CACHES["default"]
+    return (
+        cache_settings["BACKEND"] == "django_redis.cache.RedisCache"
+        and cache_settings["LOCATION"] == settings.REDIS_URL
+        and not is_cluster_url(settings.REDIS_URL)
+    )

@@ -20,4 +20,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commsplatform.settings.base")
 # initialises its own exporter thread.
 setup_tracing("commsplatform-web")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from commsplatform.fastpath import FastPaths  # noqa: E402 (after django.setup(): it imports the metrics' models)
+
+# The ingest path's common case is answered in front of the middleware chain, with the
+# chain's own headers, metrics and refusals (commsplatform/fastpath.py).
+application = FastPaths(django_application, [("POST", "/event")])

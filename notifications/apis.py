@@ -21,15 +21,15 @@ from commsplatform.errors import ServiceUnavailable, api_exception_handler, erro
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
 from commsplatform.schema import ErrorSerializer
-from commsplatform.throttling import AnonRateThrottle
+from commsplatform.throttling import AnonRateThrottle, SlidingWindowCounterMixin, counters_on_stream_redis
 from commsplatform.validators import validate_no_control_characters as no_control_chars
-from workers.publish import StreamUnavailable
+from workers.publish import RateExceeded, StreamUnavailable
 
 from .bounces import bounce_record
 from .models import Suppression
 from .selectors import notification_message_list, suppression_list
 from .sending import send_test_email
-from .services import notification_message_publish
+from .services import PublishedMessage, notification_message_publish
 from .smtp import SmtpUnavailable
 from .suppression import suppression_add, suppression_delete
 from .unsubscribe import BadToken, unsubscribe, unsubscribe_token_read
@@ -78,6 +78,7 @@ class SeedEventPublishApi(EventPublishApi):
     """
 
     parser_classes = [AnyContentTypeJSONParser]
+    _allow: str | None = None  # the Allow header DRF gives this view's answers
 
     @extend_schema(
         request=EventPublishApi.InputSerializer,
@@ -95,7 +96,7 @@ class SeedEventPublishApi(EventPublishApi):
         @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URL conf and schema
         def view(request, *args, **kwargs):
             if request.method == "POST":
-                response = cls._common_case(request)
+                response = cls.common_case(request)
                 if response is not None:
                     return response
             return drf_view(request, *args, **kwargs)
@@ -103,7 +104,8 @@ class SeedEventPublishApi(EventPublishApi):
         return view
 
     @classmethod
-    def _common_case(cls, request) -> HttpResponse | None:
+    def common_case(cls, request) -> HttpResponse | None:
+        """The answer to a common-case request, or None (nothing done: the DRF view answers it)."""
         user_and_token = cached_token_user(request)
         if user_and_token is None:
             return None
@@ -114,18 +116,55 @@ class SeedEventPublishApi(EventPublishApi):
         description = cls._plain_description(request)
         if description is None:
             return None
-        refused = [
-            throttle for throttle in (t() for t in cls.throttle_classes) if not throttle.allow_request(request, view)
-        ]
-        if refused:
-            waits = [wait for wait in (throttle.wait() for throttle in refused) if wait is not None]
-            return _rendered_error(Throttled(wait=max(waits, default=None)))
+        throttles = [throttle() for throttle in cls.throttle_classes]
         try:
-            message = notification_message_publish(description=description)
+            if counters_on_stream_redis() and all(isinstance(t, SlidingWindowCounterMixin) for t in throttles):
+                message = cls._publish_within_rates(request, view, throttles, description)
+            else:
+                refused = [throttle for throttle in throttles if not throttle.allow_request(request, view)]
+                if refused:
+                    return cls._throttled(refused)
+                message = notification_message_publish(description=description)
+        except _Refused as refusal:
+            return cls._throttled(refusal.throttles)
         except StreamUnavailable:
-            return _rendered_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
-        response = HttpResponse(JSONRenderer().render(asdict(message)), content_type="application/json")
-        response["Allow"] = "POST, OPTIONS"
+            return cls._with_allow(
+                _rendered_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
+            )
+        # The fields as asdict() gives them (plain str/int values: nothing to copy deeply).
+        body = {
+            "id": message.id,
+            "description": message.description,
+            "timestamp": message.timestamp,
+            "stream_id": message.stream_id,
+        }
+        return cls._with_allow(HttpResponse(_JSON.render(body), content_type="application/json"))
+
+    @staticmethod
+    def _publish_within_rates(request, view, throttles, description: str) -> PublishedMessage:
+        """The throttles' counting and the XADD in one round trip (their counters are on the stream's Redis)."""
+        limited = []
+        for throttle in throttles:
+            window = throttle.rate_window(request, view)
+            if window is not None:
+                limited.append((throttle, window))
+        try:
+            return notification_message_publish(description=description, rate_windows=[w for _, w in limited])
+        except RateExceeded as exceeded:
+            counted = zip(limited, exceeded.counts, strict=True)
+            raise _Refused([throttle for (throttle, _), count in counted if not throttle.settle(count)]) from None
+
+    @classmethod
+    def _throttled(cls, refused: list) -> HttpResponse:
+        """DRF's answer when throttles refuse (APIView.check_throttles): the longest wait."""
+        waits = [wait for wait in (throttle.wait() for throttle in refused) if wait is not None]
+        return cls._with_allow(_rendered_error(Throttled(wait=max(waits, default=None))))
+
+    @classmethod
+    def _with_allow(cls, response: HttpResponse) -> HttpResponse:
+        if cls._allow is None:
+            cls._allow = ", ".join(cls().allowed_methods)
+        response["Allow"] = cls._allow  # APIView.finalize_response sets it on every answer
         return response
 
     @staticmethod
@@ -148,6 +187,14 @@ class SeedEventPublishApi(EventPublishApi):
         ):
             return None
         return description
+
+
+_JSON = JSONRenderer()  # stateless: one for every request
+
+
+class _Refused(Exception):
+    def __init__(self, throttles: list) -> None:
+        self.throttles = throttles
 
 
 def _rendered_error(exc: Exception) -> HttpResponse:

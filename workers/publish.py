@@ -2,6 +2,10 @@
 
 - `publish` / `publish_many`: XADD now (events that accompany no database change, like
   `POST /event`). Raises `StreamUnavailable` when Redis cannot be reached.
+- `publish_within_rates`: the same XADD behind sliding-window rate counters kept on the
+  stream's Redis, counted and checked in the same round trip (one Lua script): the ingest
+  path's throttle and its write cost one round trip instead of two. Raises `RateExceeded`
+  (nothing written) when a window is full.
 - `publish_on_commit`: for services that change the database. The events are stored in
   the outbox inside the caller's transaction and sent right after commit; a rolled-back
   transaction emits nothing; `relay_outbox` resends whatever was not sent. The rows of
@@ -14,9 +18,11 @@ With tracing on, each call is a `publish <stream>` span whose context the events
 
 import atexit
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
@@ -64,6 +70,116 @@ def publish_many(stream: str, events: Sequence[Event], *, maxlen: int | None = N
         return pipe.execute()
     except UNAVAILABLE_ERRORS as exc:
         raise StreamUnavailable(f"Redis unreachable while publishing to {name}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """One sliding-window rate limit: this window's counter and the last one's.
+
+    A request is allowed while `current + ceil(previous × previous_share) < limit`, where
+    `current` counts the requests allowed so far in this window and `previous_share` is
+    the share of the last window not yet elapsed (commsplatform.throttling explains the
+    estimate). The Lua script below applies the same test, in the same double arithmetic.
+    """
+
+    current_key: str
+    previous_key: str
+    limit: int
+    ttl: int  # seconds the current window's counter is kept
+    previous_share: float
+
+    def allows(self, current: int, previous: int) -> bool:
+        return current + math.ceil(previous * self.previous_share) < self.limit
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """A RateWindow's counters as one request found them (before it was counted)."""
+
+    current: int
+    previous: int
+    allowed: bool
+
+
+class RateExceeded(Exception):
+    """A RateWindow was full: nothing was written, and no refused request was counted."""
+
+    def __init__(self, counts: list[WindowCount]) -> None:
+        super().__init__("rate exceeded")
+        self.counts = counts
+
+
+# KEYS: current_1, previous_1, …, current_n, previous_n, stream.
+# ARGV: n, then limit, ttl, previous_share of each window, then the entry's fields.
+# Each window counts the request (INCR) and takes it back (DECR) if it is full, as
+# SlidingWindowCounterMixin.allow_request does in its pipeline; the XADD runs only when
+# every window allowed it. Atomic, so no other request sees a refused one counted.
+_RATED_XADD = """
+local n = tonumber(ARGV[1])
+local reply = {""}
+local refused = false
+for i = 1, n do
+  local current = KEYS[2 * i - 1]
+  local count = redis.call("INCR", current)
+  redis.call("EXPIRE", current, ARGV[3 * i])
+  local before = tonumber(redis.call("GET", KEYS[2 * i]) or "0")
+  local allowed = 1
+  if (count - 1) + math.ceil(before * tonumber(ARGV[3 * i + 1])) >= tonumber(ARGV[3 * i - 1]) then
+    allowed = 0
+    refused = true
+    redis.call("DECR", current)
+  end
+  reply[#reply + 1] = count - 1
+  reply[#reply + 1] = before
+  reply[#reply + 1] = allowed
+end
+if not refused then
+  reply[1] = redis.call("XADD", KEYS[2 * n + 1], "*", unpack(ARGV, 3 * n + 2))
+end
+return reply
+"""
+_rated_xadd: Any = None  # redis-py's Script (EVALSHA, loaded again after a NOSCRIPT)
+
+
+def publish_within_rates(stream: str, event: Event, *, windows: Sequence[RateWindow]) -> str:
+    """XADD one event if every window allows it, counting it in each; return its entry id.
+
+    The windows' counters must live on the stream's Redis (settings.REDIS_URL): one round
+    trip does the counting and the write. Only for a single server: on a Redis Cluster the
+    counters and the stream sit in different slots (and the counters on another server,
+    CACHE_REDIS_URL), so the caller checks them first and then calls `publish`.
+    Raises RateExceeded (nothing written) or StreamUnavailable.
+    """
+    return _publish_within_rates(stream, [event], windows=windows)[0]
+
+
+@traced_publish
+def _publish_within_rates(stream: str, events: Sequence[Event], *, windows: Sequence[RateWindow]) -> list[str]:
+    (event,) = events
+    name = stream_name(stream)
+    global _rated_xadd
+    client = get_redis()
+    if _rated_xadd is None:
+        _rated_xadd = client.register_script(_RATED_XADD)
+    keys: list[str] = []
+    args: list[Any] = [len(windows)]
+    for window in windows:
+        keys += [window.current_key, window.previous_key]
+        args += [window.limit, window.ttl, repr(window.previous_share)]
+    keys.append(name)
+    for field_name, value in event.to_fields().items():
+        args += [field_name, value]
+    try:
+        reply = _rated_xadd(keys=keys, args=args, client=client)
+    except UNAVAILABLE_ERRORS as exc:
+        raise StreamUnavailable(f"Redis unreachable while publishing to {name}: {exc}") from exc
+    counts = [
+        WindowCount(current=int(reply[i]), previous=int(reply[i + 1]), allowed=reply[i + 2] == 1)
+        for i in range(1, len(reply), 3)
+    ]
+    if not reply[0]:
+        raise RateExceeded(counts)
+    return [reply[0]]
 
 
 @traced_publish

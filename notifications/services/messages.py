@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from notifications.events import MESSAGE_PUBLISHED
 from notifications.models import NotificationMessage
 from workers.events import Event
 from workers.handling import PermanentError
-from workers.publish import publish
+from workers.publish import RateWindow, publish, publish_within_rates
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,21 @@ class PublishedMessage:
     stream_id: str
 
 
-def notification_message_publish(*, description: str) -> PublishedMessage:
+def notification_message_publish(*, description: str, rate_windows: Sequence[RateWindow] = ()) -> PublishedMessage:
     """Write a notification message to NotificationStream (`POST /event`).
 
+    With `rate_windows` (counters on the stream's Redis), the message is written only if
+    each allows it, counted in the same round trip; else workers.publish.RateExceeded.
     Raises workers.publish.StreamUnavailable when Redis is unreachable.
     """
     timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     message_id = _next_message_id()
     payload = {"id": message_id, "description": description, "timestamp": timestamp}
-    stream_id = publish("events", Event(type=MESSAGE_PUBLISHED, payload=payload))
+    event = Event(type=MESSAGE_PUBLISHED, payload=payload)
+    if rate_windows:
+        stream_id = publish_within_rates("events", event, windows=rate_windows)
+    else:
+        stream_id = publish("events", event)
     return PublishedMessage(id=message_id, description=description, timestamp=timestamp, stream_id=stream_id)
 
 

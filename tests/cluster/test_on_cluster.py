@@ -65,12 +65,17 @@ def test_post_event_reaches_the_stream_and_the_worker_stores_it(streams_redis, a
     # given: a notifications worker (its own process) on this Redis
     env = {"REDIS_URL": django_settings.REDIS_URL, "CACHE_REDIS_URL": os.environ["REDIS_URL"]}
     worker_process("runworker", "notifications", env=env)
-    # when
+    # when: the first call verifies the token (DRF's view), the second takes the common case
+    # (on the cluster its throttle and its XADD are two round trips: the counters are on the cache's Redis)
     response = api_client.post("/event", {"description": "on every topology"}, format="json")
+    again = api_client.post("/event", {"description": "and again"}, format="json")
     # then
-    assert response.status_code == 200, response.content
-    wait_until(lambda: NotificationMessage.objects.count() == 1, timeout=30)
-    assert NotificationMessage.objects.get().description == "on every topology"
+    assert (response.status_code, again.status_code) == (200, 200), (response.content, again.content)
+    wait_until(lambda: NotificationMessage.objects.count() == 2, timeout=30)
+    assert sorted(NotificationMessage.objects.values_list("description", flat=True)) == [
+        "and again",
+        "on every topology",
+    ]
     wait_until(lambda: streams_redis.xpending("NotificationStream", "demo_consumer_group")["pending"] == 0)
     assert streams_redis.xlen(dead_letter_stream("NotificationStream")) == 0
 

@@ -43,15 +43,20 @@ def _stop_reply_listeners() -> Iterator[None]:
 
 
 class WebProcess:
-    """`gunicorn commsplatform.wsgi` (gthread) on a free port, output in a temp file."""
+    """`gunicorn commsplatform.wsgi` (gthread) on a free port, output in a temp file.
 
-    def __init__(self, env: Mapping[str, str], *, workers: int = 1, threads: int = 8) -> None:
+    `app`: another WSGI callable, e.g. `commsplatform.wsgi:django_application` (the
+    middleware chain without the fast paths in front)."""
+
+    def __init__(
+        self, env: Mapping[str, str], *, workers: int = 1, threads: int = 8, app: str = "commsplatform.wsgi"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "commsplatform.wsgi",
+                sys.executable, "-m", "gunicorn", app,
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
                 "--graceful-timeout", "30", "--log-level", "warning",
