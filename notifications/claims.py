@@ -5,8 +5,19 @@
 claimed only while the campaign is sending. Every later UPDATE of that sender matches
 `Claim.held()`, so a sender whose lease ran out and whose rows were re-claimed changes
 nothing.
+
+Consent is checked again here, at send time: a row whose address is suppressed now
+(notifications.suppression.suppression_skip_reason: any entry for campaign mail; hard
+bounce, complaint or manual for transactional mail), or a campaign row whose recipient
+opted out, becomes `skipped` instead of `sending`, with the router's reason, and is
+counted as the router counts it (skipped; unsubscribed too for an unsubscribe) in the
+same transaction. The router skipped such rows when it wrote them; this catches what
+changed since: an unsubscribe after a 4xx failure followed by "retry failed", a
+complaint while the mail waited in the stream.
 """
 
+import functools
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -16,11 +27,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from .campaign_hooks import campaign_hooks
-from .models import Delivery
+from .campaign_hooks import CampaignHooks, campaign_hooks
+from .models import Delivery, Suppression
+from .suppression import UNSUBSCRIBED, suppression_skip_reason
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,16 +61,31 @@ def deliveries_claim(ids: list[int]) -> Claim | None:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.EMAIL_SENDING_LEASE_S)
     token = uuid.uuid4()
+    hooks = campaign_hooks()
     with transaction.atomic():
         candidates = list(
-            Delivery.objects.select_for_update(skip_locked=True)
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=ids)
             .filter(Q(status=Delivery.Status.PENDING) | Q(status=Delivery.Status.SENDING, claimed_at__lt=stale))
-            .values_list("pk", "campaign_id")
+            .annotate(suppressed_for=Subquery(_suppression_reason), opted_out=F("recipient__opted_out"))
+            .values_list("pk", "campaign_id", "suppressed_for", "opted_out")
         )
         # Rows of a campaign that stopped sending (cancelled) are left where they are.
-        sending = campaign_hooks().campaign_ids_sending(campaign_ids={cid for _, cid in candidates if cid is not None})
-        claimed = [pk for pk, cid in candidates if cid is None or cid in sending]
+        sending = hooks.campaign_ids_sending(campaign_ids={c[1] for c in candidates if c[1] is not None})
+        claimed: list[int] = []
+        skipped: dict[tuple[int | None, str], list[int]] = {}  # (campaign, reason) → rows
+        for pk, cid, suppressed_for, opted_out in candidates:
+            if cid is not None and cid not in sending:
+                continue
+            why = suppression_skip_reason(reason=suppressed_for, campaign=cid is not None)
+            if why is None and cid is not None and opted_out:
+                why = "recipient opted out"
+            if why is None:
+                claimed.append(pk)
+            else:
+                skipped.setdefault((cid, why), []).append(pk)
+        if skipped:
+            _skip(skipped, hooks)
         if not claimed:
             return None
         Delivery.objects.filter(pk__in=claimed).update(
@@ -83,6 +113,36 @@ def deliveries_claim(ids: list[int]) -> Claim | None:
         )
     )
     return Claim(token, rows, started) if rows else None
+
+
+# The suppression reason of a delivery's address (the list is unique on lower(address)).
+_suppression_reason = (
+    Suppression.objects.annotate(lowered=Lower("address"))
+    .filter(lowered=Lower(OuterRef("address")))
+    .values("reason")[:1]
+)
+
+
+def _skip(skipped: dict[tuple[int | None, str], list[int]], hooks: CampaignHooks) -> None:
+    """Rows not to send (consent withdrawn since they were written) become `skipped`,
+    counted in this transaction; the completion check runs after its commit."""
+    per_campaign: dict[int, tuple[int, int]] = {}  # campaign → (skipped, unsubscribed)
+    for (cid, why), pks in skipped.items():
+        changed = Delivery.objects.filter(pk__in=pks).update(
+            status=Delivery.Status.SKIPPED, reason=why, next_attempt_at=None, claimed_at=None, claim_token=None
+        )
+        if cid is not None:
+            count, unsubscribed = per_campaign.get(cid, (0, 0))
+            per_campaign[cid] = (count + changed, unsubscribed + (changed if why == UNSUBSCRIBED else 0))
+    for cid, (count, unsubscribed) in per_campaign.items():
+        hooks.campaign_deliveries_counted(campaign_id=cid, skipped=count)
+        if unsubscribed:
+            hooks.campaign_consent_counted(campaign_id=cid, unsubscribed=unsubscribed)
+        transaction.on_commit(functools.partial(hooks.campaign_deliveries_settled, campaign_id=cid))
+    logger.info(
+        "skipped %d deliveries whose address was suppressed (or opted out) since they were queued",
+        sum(len(p) for p in skipped.values()),
+    )
 
 
 def claim_renew(claim: Claim) -> bool:
