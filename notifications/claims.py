@@ -6,22 +6,23 @@ claimed only while the campaign is sending. Every later UPDATE of that sender ma
 `Claim.held()`, so a sender whose lease ran out and whose rows were re-claimed changes
 nothing.
 
-Consent is checked again here, at send time: a row whose address is suppressed now
-(notifications.suppression.suppression_skip_reason: any entry for campaign mail; hard
-bounce, complaint or manual for transactional mail), or a campaign row whose recipient
-opted out, becomes `skipped` instead of `sending`, with the router's reason, and is
-counted as the router counts it (skipped; unsubscribed too for an unsubscribe) in the
-same transaction. The router skipped such rows when it wrote them; this catches what
-changed since: an unsubscribe after a 4xx failure followed by "retry failed", a
-complaint while the mail waited in the stream.
+Consent is checked again here, right before sending: a claimed row whose address is
+suppressed now (notifications.suppression.suppression_skip_reason: any entry for
+campaign mail; hard bounce, complaint or manual for transactional mail), or a campaign
+row whose recipient opted out, is handed to the sender in `Claim.skip` with the router's
+reason; the sender sends it nothing and records it `skipped` with the chunk's other
+outcomes, counted as the router counts it (skipped; unsubscribed too for an
+unsubscribe). The router skipped such rows when it wrote them; this catches what changed
+since: an unsubscribe after a 4xx failure followed by "retry failed", a complaint while
+the mail waited in the stream. (Recording them with the outcomes, fenced by the claim,
+keeps the claim from touching the campaign row: a cancel locks that row before the
+pending deliveries, the claim the other way round.)
 """
 
-import functools
-import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -33,11 +34,9 @@ from django.utils import timezone
 
 from users.models import Recipient
 
-from .campaign_hooks import CampaignHooks, campaign_hooks
+from .campaign_hooks import campaign_hooks
 from .models import Delivery, Suppression
-from .suppression import UNSUBSCRIBED, suppression_skip_reason
-
-logger = logging.getLogger(__name__)
+from .suppression import suppression_skip_reason
 
 
 @dataclass
@@ -48,6 +47,7 @@ class Claim:
     token: uuid.UUID
     rows: list[Mapping[str, Any]]
     renewed_at: float
+    skip: dict[int, str] = field(default_factory=dict)  # row → why it must not be sent (consent)
 
     @property
     def pks(self) -> list[int]:
@@ -63,7 +63,6 @@ def deliveries_claim(ids: list[int]) -> Claim | None:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.EMAIL_SENDING_LEASE_S)
     token = uuid.uuid4()
-    hooks = campaign_hooks()
     with transaction.atomic():
         candidates = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -73,21 +72,18 @@ def deliveries_claim(ids: list[int]) -> Claim | None:
             .values_list("pk", "campaign_id", "suppressed_for", "opted_out")
         )
         # Rows of a campaign that stopped sending (cancelled) are left where they are.
-        sending = hooks.campaign_ids_sending(campaign_ids={c[1] for c in candidates if c[1] is not None})
+        sending = campaign_hooks().campaign_ids_sending(campaign_ids={c[1] for c in candidates if c[1] is not None})
         claimed: list[int] = []
-        skipped: dict[tuple[int | None, str], list[int]] = {}  # (campaign, reason) → rows
+        skip: dict[int, str] = {}
         for pk, cid, suppressed_for, opted_out in candidates:
             if cid is not None and cid not in sending:
                 continue
+            claimed.append(pk)
             why = suppression_skip_reason(reason=suppressed_for, campaign=cid is not None)
             if why is None and cid is not None and opted_out:
                 why = "recipient opted out"
-            if why is None:
-                claimed.append(pk)
-            else:
-                skipped.setdefault((cid, why), []).append(pk)
-        if skipped:
-            _skip(skipped, hooks)
+            if why is not None:
+                skip[pk] = why
         if not claimed:
             return None
         Delivery.objects.filter(pk__in=claimed).update(
@@ -114,7 +110,7 @@ def deliveries_claim(ids: list[int]) -> Claim | None:
             "recipient__device_id",
         )
     )
-    return Claim(token, rows, started) if rows else None
+    return Claim(token, rows, started, skip) if rows else None
 
 
 # Per candidate row, one probe of an index each (a join could let the planner scan all
@@ -127,28 +123,6 @@ _suppression_reason = (
     .values("reason")[:1]
 )
 _opted_out = Recipient.objects.filter(pk=OuterRef("recipient_id")).order_by().values("opted_out")[:1]
-
-
-def _skip(skipped: dict[tuple[int | None, str], list[int]], hooks: CampaignHooks) -> None:
-    """Rows not to send (consent withdrawn since they were written) become `skipped`,
-    counted in this transaction; the completion check runs after its commit."""
-    per_campaign: dict[int, tuple[int, int]] = {}  # campaign → (skipped, unsubscribed)
-    for (cid, why), pks in skipped.items():
-        changed = Delivery.objects.filter(pk__in=pks).update(
-            status=Delivery.Status.SKIPPED, reason=why, next_attempt_at=None, claimed_at=None, claim_token=None
-        )
-        if cid is not None:
-            count, unsubscribed = per_campaign.get(cid, (0, 0))
-            per_campaign[cid] = (count + changed, unsubscribed + (changed if why == UNSUBSCRIBED else 0))
-    for cid, (count, unsubscribed) in per_campaign.items():
-        hooks.campaign_deliveries_counted(campaign_id=cid, skipped=count)
-        if unsubscribed:
-            hooks.campaign_consent_counted(campaign_id=cid, unsubscribed=unsubscribed)
-        transaction.on_commit(functools.partial(hooks.campaign_deliveries_settled, campaign_id=cid))
-    logger.info(
-        "skipped %d deliveries whose address was suppressed (or opted out) since they were queued",
-        sum(len(p) for p in skipped.values()),
-    )
 
 
 def claim_renew(claim: Claim) -> bool:

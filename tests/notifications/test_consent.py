@@ -356,7 +356,7 @@ def test_a_queued_campaign_mail_to_an_address_suppressed_since_routing_is_skippe
     assert sent == 1
     assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [(ada.email,)]
     row = Delivery.objects.get(recipient=bob)
-    assert (row.status, row.reason, row.attempts, row.claim_token) == ("skipped", skip_reason, 0, None)
+    assert (row.status, row.reason, row.attempts, row.smtp_code) == ("skipped", skip_reason, 0, None)
     campaign.refresh_from_db()
     assert (campaign.sent_count, campaign.failed_count, campaign.skipped_count, campaign.unsubscribed_count) == (
         1,
