@@ -109,8 +109,9 @@ class Delivery(models.Model):
 class Suppression(models.Model):
     """An address no campaign mail goes to: it bounced hard, complained, unsubscribed, or an
     operator added it. Unique case-insensitively (the services store it lower-cased; the
-    constraint holds whatever writes it). The router skips these addresses; transactional
-    mail (`notification_send`) is not affected."""
+    constraint holds whatever writes it). The router and the sender's claim skip these
+    addresses; transactional mail (`notification_send`) skips all but unsubscribes
+    (notifications.suppression has the rule)."""
 
     class Reason(models.TextChoices):
         HARD_BOUNCE = "hard_bounce"

@@ -1,10 +1,21 @@
-"""The suppression list: addresses campaign mail is no longer sent to.
+"""The suppression list: addresses mail is no longer sent to.
 
 Hard bounces (a permanent refusal of the address at send time, a DSN, the bounce
 webhook), complaints and unsubscribes add an address; operators add and remove them
 (admin, API). Addresses are stored lower-cased and unique; adding one that is there
 already keeps the first entry (its reason and date are the history worth keeping).
-The router (notifications.services.deliveries_route) skips suppressed addresses.
+
+Which mail an entry stops (`suppression_skip_reason`, the one rule):
+- campaign mail: every entry;
+- transactional mail (`notification_send`: no campaign): a hard bounce, a complaint or an
+  operator's entry (sending to an address known to be bad, or to someone who reported us
+  as spam, hurts the reputation every other mail depends on), but not an unsubscribe: it
+  withdraws consent to marketing, not to an order confirmation.
+The router (notifications.services.deliveries_route) skips suppressed addresses when it
+writes a campaign's rows, `notification_send` when it writes its row, and the sender's
+claim (notifications.claims) once more right before sending, so an address suppressed
+after its row was written (an unsubscribe after a 4xx, then "retry failed"; a complaint
+while the mail waits in the stream) gets nothing either.
 """
 
 import re
@@ -32,6 +43,23 @@ def is_hard_bounce(code: int, text: str) -> bool:
     if _ENHANCED_STATUS.match(text):
         return bool(_ADDRESS_STATUS.match(text))
     return code in _ADDRESS_CODES
+
+
+# The reasons that stop transactional mail too (see the module docstring).
+TRANSACTIONAL_SUPPRESSION_REASONS = frozenset({Reason.HARD_BOUNCE, Reason.COMPLAINT, Reason.MANUAL})
+
+
+# The reason of a delivery skipped for an unsubscribe (campaigns count these apart).
+UNSUBSCRIBED = "unsubscribed"
+
+
+def suppression_skip_reason(*, reason: str | None, campaign: bool) -> str | None:
+    """The `Delivery.reason` of a delivery skipped because its address is suppressed for
+    `reason` (None: not suppressed, or not for this kind of mail): `unsubscribed` for an
+    unsubscribe (campaigns count it as such), else `suppressed: <reason>`."""
+    if reason is None or not (campaign or reason in TRANSACTIONAL_SUPPRESSION_REASONS):
+        return None
+    return UNSUBSCRIBED if reason == Reason.UNSUBSCRIBE else f"suppressed: {reason}"
 
 
 def normalize_address(address: str) -> str:

@@ -18,8 +18,13 @@ from django.utils import timezone
 
 from notifications.campaign_hooks import campaign_hooks
 from notifications.events import EmailBatchQueued
-from notifications.models import Delivery, Suppression
-from notifications.suppression import suppressed_addresses
+from notifications.models import Delivery
+from notifications.suppression import (
+    UNSUBSCRIBED,
+    normalize_address,
+    suppressed_addresses,
+    suppression_skip_reason,
+)
 from users.models import Recipient
 from workers.events import Event
 from workers.publish import publish_on_commit
@@ -90,13 +95,9 @@ def deliveries_route(*, campaign_id: int, recipient_ids: list[int]) -> int:
                     row.status, row.reason = Delivery.Status.SKIPPED, "recipient opted out"
                 elif not email:
                     row.status, row.reason = Delivery.Status.SKIPPED, "no email address"
-                elif (why := suppressed.get(email.lower())) is not None:
-                    row.status = Delivery.Status.SKIPPED
-                    if why == Suppression.Reason.UNSUBSCRIBE:
-                        row.reason = "unsubscribed"
-                        unsubscribed += 1
-                    else:
-                        row.reason = f"suppressed: {why}"
+                elif (why := suppression_skip_reason(reason=suppressed.get(email.lower()), campaign=True)) is not None:
+                    row.status, row.reason = Delivery.Status.SKIPPED, why
+                    unsubscribed += why == UNSUBSCRIBED
                 else:
                     row.message_id = message_id_for(campaign_id=campaign_id, recipient_id=pk)
             else:
@@ -151,7 +152,10 @@ def notification_send(
       call with the same key returns the first Delivery and sends nothing.
     - Call it inside your own `transaction.atomic()`: the email leaves (via the outbox and
       the `email-sender` consumer) only if your transaction commits.
-    - Opt-out applies to campaigns only; transactional mail is always sent.
+    - Opt-out and unsubscribes apply to campaigns only; an address suppressed for a hard
+      bounce, a complaint or by an operator gets no transactional mail either: the row is
+      `skipped` (reason `suppressed: <reason>`), here or, if that happens later, when the
+      sender claims it (notifications.suppression has the rule).
     Returns the Delivery (the ledger row); its `status` tells what became of it.
     """
     existing = Delivery.objects.filter(dedupe_key=dedupe_key).first()
@@ -174,6 +178,12 @@ def notification_send(
         row.status, row.reason = Delivery.Status.NOT_CONFIGURED, f"no {channel} provider is configured"
     elif not address:
         row.status, row.reason = Delivery.Status.SKIPPED, "no email address"
+    elif (
+        why := suppression_skip_reason(
+            reason=suppressed_addresses([address]).get(normalize_address(address)), campaign=False
+        )
+    ) is not None:
+        row.status, row.reason = Delivery.Status.SKIPPED, why
     Delivery.objects.bulk_create([row], ignore_conflicts=True)  # a concurrent call with the same key
     row = Delivery.objects.get(dedupe_key=dedupe_key)
     if row.status == Delivery.Status.PENDING and row.attempts == 0:
@@ -213,7 +223,9 @@ def deliveries_retry_failed(*, campaign_id: int | None = None, delivery_ids: lis
     """Retryable failed email deliveries (RETRYABLE_FAILURE; of a campaign, or the given
     ones) go back to `pending` and are queued again, if their campaign lets them (`campaign_failed_retry`: its
     failed counter drops and it is sending again); those of a campaign that refuses
-    (cancelled, completed) are left as they are. Returns how many were queued."""
+    (cancelled, completed) are left as they are. Returns how many were queued. A queued
+    row whose address was suppressed since it failed is sent nothing: the sender's claim
+    skips it and counts it skipped (and unsubscribed), as the router would have."""
     rows = Delivery.objects.select_for_update().filter(RETRYABLE_FAILURE, channel=Delivery.Channel.EMAIL)
     if campaign_id is not None:
         rows = rows.filter(campaign_id=campaign_id)

@@ -11,16 +11,19 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core import signing
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.models import Campaign
 from commsplatform.roles import roles_ensure
+from notifications.handlers import handle_email_batch
 from notifications.models import Delivery, Suppression
 from notifications.sending import deliveries_send
-from notifications.services import deliveries_route, message_id_for
+from notifications.services import deliveries_route, message_id_for, notification_send
 from notifications.suppression import is_hard_bounce
 from notifications.unsubscribe import unsubscribe_token
 from tests.helpers import wait_until
 from users.models import Recipient
+from workers.events import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -283,6 +286,151 @@ def test_operators_manage_suppressions_in_the_admin(staff_client, staff_user):
     assert (entry.address, entry.reason, entry.source) == ("eve@example.com", "manual", "admin:staff")
     listing = staff_client.get("/admin/notifications/suppression/?q=eve").content.decode()
     assert "eve@example.com" in listing
+
+
+# --- consent at send time ------------------------------------------------------------------
+def test_a_recipient_who_unsubscribes_after_a_4xx_failure_gets_nothing_from_retry_failed(
+    api_client, anon_client, smtp_server, worker_process
+):
+    # given: two of four recipients refused 451 until their single attempt is used up
+    ada, bob, cy, dee = _recipients(4)
+    smtp_server.refuse_address(bob.email, code=451)
+    smtp_server.refuse_address(cy.email, code=451)
+    worker_process(*WORKERS, env={**WORKER_ENV, "EMAIL_MAX_ATTEMPTS": "1"})
+    campaign_id = _campaign_via_api(api_client, "Retry")
+    campaign = wait_until(_finished(campaign_id), timeout=60)
+    assert (campaign.status, campaign.sent_count, campaign.failed_count) == ("completed_with_failures", 2, 2)
+
+    # when: bob unsubscribes through his link (one-click POST), the server recovers, and the
+    # operator retries the failed recipients
+    token = unsubscribe_token(campaign_id=campaign_id, recipient_id=bob.pk)
+    answer = anon_client.post(
+        f"/u/{token}", "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert answer.status_code == 200
+    smtp_server.clear()
+    smtp_server.accept_all()
+    response = api_client.post(f"/api/v1/campaigns/{campaign_id}/retry-failed/")
+    assert response.json() == {"retried": 2}
+    campaign = wait_until(lambda: Campaign.objects.filter(pk=campaign_id, status="completed").first(), timeout=60)
+
+    # then: only cy gets a mail; bob is skipped and counted as the router counts an
+    # unsubscribe, and the counters add up to the recipients
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [(cy.email,)]
+    counters = (
+        campaign.recipients_count,
+        campaign.sent_count,
+        campaign.failed_count,
+        campaign.skipped_count,
+        campaign.unsubscribed_count,
+    )
+    assert counters == (4, 3, 0, 1, 1)
+    assert campaign.sent_count + campaign.failed_count + campaign.skipped_count == campaign.recipients_count
+    statuses = dict(Delivery.objects.filter(campaign_id=campaign_id).values_list("recipient_id", "status"))
+    assert statuses == {ada.pk: "sent", bob.pk: "skipped", cy.pk: "sent", dee.pk: "sent"}
+    assert Delivery.objects.get(campaign_id=campaign_id, recipient=bob).reason == "unsubscribed"
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "skip_reason"),
+    [
+        ("hard_bounce", "suppressed: hard_bounce"),
+        ("complaint", "suppressed: complaint"),
+        ("manual", "suppressed: manual"),
+    ],
+)
+def test_a_queued_campaign_mail_to_an_address_suppressed_since_routing_is_skipped_and_counted(
+    smtp_server, redis_client, reason, skip_reason
+):
+    # given: routed, pending rows; then one address bounces hard (or complains, or is blocked) elsewhere
+    ada, bob = _recipients(2)
+    campaign = _sending_campaign(recipients_count=2)
+    ids = _pending_deliveries(campaign, [ada, bob])
+    Suppression.objects.create(address=bob.email.upper(), reason=reason, source="webhook")
+
+    # when: the sender gets to the rows
+    sent = deliveries_send(delivery_ids=ids)
+
+    # then: no mail to bob, his row skipped with the router's reason, counted skipped (not unsubscribed)
+    assert sent == 1
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [(ada.email,)]
+    row = Delivery.objects.get(recipient=bob)
+    assert (row.status, row.reason, row.attempts, row.smtp_code) == ("skipped", skip_reason, 0, None)
+    campaign.refresh_from_db()
+    assert (campaign.sent_count, campaign.failed_count, campaign.skipped_count, campaign.unsubscribed_count) == (
+        1,
+        0,
+        1,
+        0,
+    )
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_queued_campaign_mail_of_a_recipient_who_opted_out_since_routing_is_skipped(smtp_server, redis_client):
+    # given
+    (ada,) = _recipients(1)
+    campaign = _sending_campaign(recipients_count=1, fanout_done_at=timezone.now())
+    ids = _pending_deliveries(campaign, [ada])
+    Recipient.objects.filter(pk=ada.pk).update(opted_out=True)
+
+    # when
+    sent = deliveries_send(delivery_ids=ids)
+
+    # then: nothing sent, skipped as the router skips it, and the campaign is complete
+    assert sent == 0
+    assert smtp_server.messages == []
+    row = Delivery.objects.get()
+    assert (row.status, row.reason) == ("skipped", "recipient opted out")
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.skipped_count, campaign.unsubscribed_count) == ("completed", 1, 0)
+
+
+def test_transactional_mail_skips_hard_bounced_and_complained_addresses_but_not_unsubscribed_ones(
+    smtp_server, redis_client
+):
+    # given: one address bounced hard, one complained, one unsubscribed from a campaign
+    Suppression.objects.create(address="bounced@example.com", reason="hard_bounce", source="smtp")
+    Suppression.objects.create(address="complained@example.com", reason="complaint", source="webhook")
+    Suppression.objects.create(address="unsubscribed@example.com", reason="unsubscribe", source="link")
+
+    # when: an order confirmation to each
+    rows = {}
+    for who in ("Bounced", "complained", "unsubscribed", "fine"):
+        with transaction.atomic():
+            rows[who.lower()] = notification_send(
+                email=f"{who}@example.com", subject="Order 7", body="Completed.", dedupe_key=f"order:7:{who}"
+            )
+    for _, fields in redis_client.xrange("email-notification"):
+        handle_email_batch(Event.from_fields(fields))
+
+    # then: the known-bad addresses get nothing (skipped, never queued); an unsubscribe from
+    # marketing does not stop transactional mail
+    assert {who: (row.status, row.reason) for who, row in rows.items()} == {
+        "bounced": ("skipped", "suppressed: hard_bounce"),
+        "complained": ("skipped", "suppressed: complaint"),
+        "unsubscribed": ("pending", ""),
+        "fine": ("pending", ""),
+    }
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.wait_for(2)) == ["fine@example.com", "unsubscribed@example.com"]
+    assert redis_client.xlen("email-notification") == 2
+    assert len(smtp_server.messages) == 2
+
+
+def test_transactional_mail_to_an_address_that_complains_while_it_waits_is_not_sent(smtp_server, redis_client):
+    # given: an order confirmation queued, then the address complains before the sender runs
+    with transaction.atomic():
+        row = notification_send(email="eve@example.com", subject="Order 8", body="Completed.", dedupe_key="order:8")
+    Suppression.objects.create(address="eve@example.com", reason="complaint", source="webhook")
+
+    # when
+    sent = deliveries_send(delivery_ids=[row.pk])
+
+    # then
+    assert sent == 0
+    assert smtp_server.messages == []
+    row.refresh_from_db()
+    assert (row.status, row.reason, row.attempts) == ("skipped", "suppressed: complaint", 0)
 
 
 # --- HTML parts ----------------------------------------------------------------------------

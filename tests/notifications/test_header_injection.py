@@ -279,3 +279,74 @@ def test_admin_refuses_a_line_break_in_a_campaign_subject(django_user_model, cli
     assert "subject" in response.context["adminform"].form.errors
     campaign.refresh_from_db()
     assert campaign.subject == "Hi"
+
+
+# --- multipart parts: 7bit when nothing needs encoding, quoted-printable otherwise ----------
+def _multipart(*, body: str, html: str) -> bytes:
+    from notifications.message import build_message
+
+    return build_message(
+        from_addr="test@test.com", to_addr="ann@example.com", subject="Hi", body=body, message_id="<m@x>", html=html
+    )
+
+
+def _parts(raw: bytes) -> list[tuple[str, str, str]]:
+    """(content type, transfer encoding, decoded content) of each part, after asserting
+    that every line of the raw message ends in CRLF and is at most 998 characters."""
+    import email
+    import email.policy
+
+    assert raw.endswith(b"\r\n")
+    lines = raw[:-2].split(b"\r\n")
+    assert not any(b"\r" in line or b"\n" in line for line in lines)
+    assert max(len(line) for line in lines) <= 998
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    return [
+        (part.get_content_type(), part["Content-Transfer-Encoding"], part.get_content().replace("\r\n", "\n"))
+        for part in message.iter_parts()  # type: ignore[attr-defined]
+    ]
+
+
+def test_ascii_parts_with_short_lines_are_sent_7bit_as_they_are():
+    # when
+    raw = _multipart(body="Dear Ann,\nsee you.\n", html='<p style="x">Dear <b>Ann</b></p>\n')
+
+    # then: no encoding, the text verbatim with CRLF line ends
+    assert _parts(raw) == [
+        ("text/plain", "7bit", "Dear Ann,\nsee you.\n"),
+        ("text/html", "7bit", '<p style="x">Dear <b>Ann</b></p>\n'),
+    ]
+    assert b'<p style="x">Dear <b>Ann</b></p>\r\n' in raw
+
+
+@pytest.mark.parametrize(
+    ("body", "html"),
+    [
+        ("Grüße, Zoë", "<p>Grüße</p>"),  # not ASCII
+        ("x" * 1500, "<p>" + "y" * 2000 + "</p>"),  # a line longer than 998
+        ("a\0b", "<p>a\0b</p>"),  # NUL is not 7bit data
+    ],
+)
+def test_parts_that_are_not_7bit_data_are_quoted_printable_and_decode_back(body, html):
+    # when
+    raw = _multipart(body=body, html=html)
+
+    # then
+    assert _parts(raw) == [("text/plain", "quoted-printable", body), ("text/html", "quoted-printable", html)]
+
+
+def test_a_part_that_contains_the_boundary_is_quoted_printable():
+    from notifications.message import _part
+
+    # given: a text that carries the message's boundary (it is random, but a part must
+    # never be able to end the multipart early whatever it contains)
+    boundary = "=_" + "ab" * 12
+    text = f"--{boundary}\nContent-Type: text/html\n\nspoof"
+
+    # when
+    encoding, payload = _part(text, boundary)
+
+    # then: quoted-printable, which cannot contain "=_"
+    assert encoding == "quoted-printable"
+    assert boundary.encode() not in payload
+    assert _part("plain text", boundary) == ("7bit", b"plain text")

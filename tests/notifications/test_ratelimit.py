@@ -61,3 +61,48 @@ def test_zero_rate_is_no_limit(redis_client, settings):
     settings.EMAIL_RATE_LIMIT_PER_S = 0
     assert rate_limit_wait() == 0.0
     assert redis_client.exists(rate_limit_key()) == 0
+
+
+def _reservations(redis_client) -> int:
+    stats = redis_client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("rate", "reservations"), [(1e6, 1), (16.0, 5)])
+def test_a_chunk_reserves_its_slots_in_one_round_trip_unless_the_rate_is_low(
+    smtp_server, redis_client, settings, rate, reservations
+):
+    from campaigns.models import Campaign
+    from notifications.models import Delivery
+    from notifications.sending import deliveries_send
+    from notifications.services import message_id_for
+    from users.models import Recipient
+
+    # given: a chunk of 20 deliveries; at 16/s (burst 16) a reservation may take only a quarter of the burst
+    settings.EMAIL_SEND_CHUNK = 20
+    settings.EMAIL_RATE_LIMIT_PER_S = rate
+    rate_limit_wait(rate=rate)  # the script is loaded: each reservation is now one EVALSHA
+    campaign = Campaign.objects.create(
+        name="c", subject="s", body="b", from_email="test@test.com", channels=["email"], status="sending"
+    )
+    ids = []
+    for n in range(20):
+        recipient = Recipient.objects.create(username=f"u{n}", email=f"u{n}@example.com")
+        ids.append(
+            Delivery.objects.create(
+                campaign=campaign,
+                recipient=recipient,
+                address=recipient.email,
+                message_id=message_id_for(campaign_id=campaign.pk, recipient_id=recipient.pk),
+            ).pk
+        )
+    before = _reservations(redis_client)
+
+    # when
+    sent = deliveries_send(delivery_ids=ids)
+
+    # then: all sent, after one reservation for the whole chunk (or 5 of 4 slots at the low rate)
+    assert sent == 20
+    assert len(smtp_server.messages) == 20
+    assert _reservations(redis_client) - before == reservations
