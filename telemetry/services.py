@@ -174,15 +174,7 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
         keys = fixed_keys + [BATTERY_KEY.format(r.battery_id) for r in chunk]
         args = list(head)
         for r in chunk:
-            args += (
-                r.battery_id,
-                r.timestamp,
-                r.voltage,
-                r.current,
-                r.temperature,
-                r.state_of_charge,
-                r.state_of_health,
-            )
+            args += r  # a Reading is the tuple (battery id, *readings.STORED_FIELDS)
         _apply_script(keys=keys, args=args, client=pipe)
     if not own:
         return None
