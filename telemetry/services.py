@@ -59,27 +59,37 @@ UPDATE_MESSAGE = "updates"
 CHUNK_SIZE = 500  # readings per script call
 _SLOT_MOVED_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.MovedError, *UNAVAILABLE_ERRORS)
 
-# KEYS: the id set, the changes stream, then one battery hash per reading.
-# ARGV: occurred_at, the PUBLISH message, the event type and version, then 7 values per
-#       reading: battery id and the six readings.STORED_FIELDS, in that order.
-# Returns one 0/1 per reading: whether it changed the stored state.
-# Lua shared by both scripts: whether the reading in ARGV[first .. first + 5] (timestamp,
-# voltage, current, temperature, state of charge, state of health) is newer than the one
-# stored in `key` (compared field by field, the timestamp first).
+# Lua shared by both scripts. `newer(key, ts, v, c, t, soc, soh)`: whether that reading
+# (decimal strings: timestamp, voltage, current, temperature, state of charge, state of
+# health) is newer than the one stored in `key`, compared field by field, the timestamp
+# first (which settles it for all but equal timestamps).
 _NEWER_LUA = """
-local function newer(key, first)
-  local stored = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
-                            'state_of_charge', 'state_of_health')
-  if stored[1] == false then return true end
-  for i = 1, 6 do
-    local old, new = tonumber(stored[i]), tonumber(ARGV[first + i - 1])
-    if old == nil or new > old then return true end
-    if new < old then return false end
-  end
-  return false
+local function cmp(old, new)
+  old, new = tonumber(old), tonumber(new)
+  if old == nil or new > old then return 1 end
+  if new < old then return -1 end
+  return 0
+end
+local function newer(key, ts, v, c, t, soc, soh)
+  local s = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
+                       'state_of_charge', 'state_of_health')
+  if s[1] == false then return true end
+  local d = cmp(s[1], ts)
+  if d == 0 then d = cmp(s[2], v) end
+  if d == 0 then d = cmp(s[3], c) end
+  if d == 0 then d = cmp(s[4], t) end
+  if d == 0 then d = cmp(s[5], soc) end
+  if d == 0 then d = cmp(s[6], soh) end
+  return d > 0
 end
 """
 
+# KEYS: the id set, the changes stream, then one battery hash per reading.
+# ARGV: occurred_at, the PUBLISH message, the event type and version, then one argument
+#       per reading: "<battery id>:<the six readings.STORED_FIELDS>", colon-separated
+#       (one argument rather than seven: packing the command's arguments was a third of
+#       the ingest's Python time, and the string is also what the event id hashes).
+# Returns one 0/1 per reading: whether it changed the stored state.
 _APPLY_LUA = (
     _NEWER_LUA
     + """
@@ -87,17 +97,14 @@ local ids_key, stream = KEYS[1], KEYS[2]
 local occurred_at, message, event_type, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local changed = {}
 for r = 1, #KEYS - 2 do
-  local key = KEYS[r + 2]
-  local a = 4 + (r - 1) * 7
-  local newer = newer(key, a + 2)
-  if newer then
-    local id, ts, v, c, t, soc, soh = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
-                                      ARGV[a + 6], ARGV[a + 7]
+  local key, reading = KEYS[r + 2], ARGV[r + 4]
+  local id, ts, v, c, t, soc, soh = string.match(reading, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+  if newer(key, ts, v, c, t, soc, soh) then
     redis.call('HSET', key, 'timestamp', ts, 'voltage', v, 'current', c, 'temperature', t,
                'state_of_charge', soc, 'state_of_health', soh)
     redis.call('SADD', ids_key, id)
     redis.call('PUBLISH', key, message)
-    local h = redis.sha1hex(table.concat({'battery', id, ts, v, c, t, soc, soh}, ':'))
+    local h = redis.sha1hex('battery:' .. reading)
     local event_id = h:sub(1, 8) .. '-' .. h:sub(9, 12) .. '-' .. h:sub(13, 16) .. '-' .. h:sub(17, 20) .. '-'
                      .. h:sub(21, 32)
     local payload = '{"battery_id":' .. id .. ',"timestamp":' .. ts .. ',"voltage":' .. v .. ',"current":' .. c
@@ -127,8 +134,7 @@ _CAS_LUA = (
 local key, changed = KEYS[1], {}
 for r = 1, #ARGV / 6 do
   local a = (r - 1) * 6
-  local newer = newer(key, a + 1)
-  if newer then
+  if newer(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]) then
     redis.call('HSET', key, 'timestamp', ARGV[a + 1], 'voltage', ARGV[a + 2], 'current', ARGV[a + 3],
                'temperature', ARGV[a + 4], 'state_of_charge', ARGV[a + 5], 'state_of_health', ARGV[a + 6])
     changed[r] = 1
@@ -172,9 +178,7 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
     for start in range(0, len(readings), CHUNK_SIZE):
         chunk = readings[start : start + CHUNK_SIZE]
         keys = fixed_keys + [BATTERY_KEY.format(r.battery_id) for r in chunk]
-        args = list(head)
-        for r in chunk:
-            args += r  # a Reading is the tuple (battery id, *readings.STORED_FIELDS)
+        args = head + [b"%d:%d:%d:%d:%d:%d:%d" % r for r in chunk]  # r: (battery id, *STORED_FIELDS)
         _apply_script(keys=keys, args=args, client=pipe)
     if not own:
         return None
