@@ -36,10 +36,10 @@ leaves the new state stored but not announced (a replay finds nothing to change)
 always right.
 """
 
-import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from hashlib import sha1 as _sha1
 from typing import cast
 
 import redis
@@ -85,30 +85,29 @@ end
 """
 
 # KEYS: the id set, the changes stream, then one battery hash per reading.
-# ARGV: occurred_at, the PUBLISH message, the event type and version, then one argument
-#       per reading: "<battery id>:<the six readings.STORED_FIELDS>", colon-separated
-#       (one argument rather than seven: packing the command's arguments was a third of
-#       the ingest's Python time, and the string is also what the event id hashes).
+# ARGV: occurred_at, the PUBLISH message, the event type and version, then two per
+#       reading: its `battery-changes` event id and payload (`_PAYLOAD`, whose numbers the
+#       script reads back with one match). Both are made in Python, where the ingest has
+#       time to spare while Redis, the bottleneck, runs the previous batch's script: this
+#       took the hashing and the string building (a quarter of the script's time) out of
+#       Redis, and packs two arguments per reading instead of seven.
 # Returns one 0/1 per reading: whether it changed the stored state.
 _APPLY_LUA = (
     _NEWER_LUA
     + """
 local ids_key, stream = KEYS[1], KEYS[2]
 local occurred_at, message, event_type, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local pattern = '^{"battery_id":(%-?%d+),"timestamp":(%-?%d+),"voltage":(%-?%d+),"current":(%-?%d+),'
+                .. '"temperature":(%-?%d+),"state_of_charge":(%-?%d+),"state_of_health":(%-?%d+)}$'
 local changed = {}
 for r = 1, #KEYS - 2 do
-  local key, reading = KEYS[r + 2], ARGV[r + 4]
-  local id, ts, v, c, t, soc, soh = string.match(reading, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+  local key, event_id, payload = KEYS[r + 2], ARGV[3 + 2 * r], ARGV[4 + 2 * r]
+  local id, ts, v, c, t, soc, soh = string.match(payload, pattern)
   if newer(key, ts, v, c, t, soc, soh) then
     redis.call('HSET', key, 'timestamp', ts, 'voltage', v, 'current', c, 'temperature', t,
                'state_of_charge', soc, 'state_of_health', soh)
     redis.call('SADD', ids_key, id)
     redis.call('PUBLISH', key, message)
-    local h = redis.sha1hex('battery:' .. reading)
-    local event_id = h:sub(1, 8) .. '-' .. h:sub(9, 12) .. '-' .. h:sub(13, 16) .. '-' .. h:sub(17, 20) .. '-'
-                     .. h:sub(21, 32)
-    local payload = '{"battery_id":' .. id .. ',"timestamp":' .. ts .. ',"voltage":' .. v .. ',"current":' .. c
-                    .. ',"temperature":' .. t .. ',"state_of_charge":' .. soc .. ',"state_of_health":' .. soh .. '}'
     redis.call('XADD', stream, '*', 'id', event_id, 'type', event_type, 'version', version,
                'occurred_at', occurred_at, 'payload', payload)
     changed[r] = 1
@@ -119,6 +118,13 @@ end
 return changed
 """
 )
+# A reading's `battery-changes` payload, compact JSON in the order of Reading's fields
+# (what json.dumps(reading.as_dict(), separators=(",", ":")) gives, at a fraction of the cost).
+_PAYLOAD = (
+    b'{"battery_id":%d,"timestamp":%d,"voltage":%d,"current":%d,"temperature":%d,'
+    b'"state_of_charge":%d,"state_of_health":%d}'
+)
+_EVENT_ID_NAME = b"battery:%d:%d:%d:%d:%d:%d:%d"
 # Registered without a client: it runs on whichever client or pipeline is passed, and a
 # pipeline loads it (SCRIPT LOAD) when the server does not know it, e.g. after a restart.
 # The stub requires a client; None is fine at runtime since the source is bytes and each call passes one.
@@ -153,9 +159,9 @@ def changes_stream() -> str:
 
 
 def battery_change_event_id(reading: Reading) -> str:
-    """The envelope id of a reading's `battery-changes` entry: the same on every replay."""
-    name = ":".join(map(str, ("battery", reading.battery_id, *reading.stored_values())))
-    h = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()  # an id, not a secret
+    """The envelope id of a reading's `battery-changes` entry: the same on every replay
+    (a uuid-shaped SHA-1 of "battery:<id>:<the six readings.STORED_FIELDS>")."""
+    h = _sha1(_EVENT_ID_NAME % reading, usedforsecurity=False).hexdigest()  # an id, not a secret
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
@@ -178,7 +184,9 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
     for start in range(0, len(readings), CHUNK_SIZE):
         chunk = readings[start : start + CHUNK_SIZE]
         keys = fixed_keys + [BATTERY_KEY.format(r.battery_id) for r in chunk]
-        args = head + [b"%d:%d:%d:%d:%d:%d:%d" % r for r in chunk]  # r: (battery id, *STORED_FIELDS)
+        args = list(head)
+        for r in chunk:
+            args += (battery_change_event_id(r), _PAYLOAD % r)
         _apply_script(keys=keys, args=args, client=pipe)
     if not own:
         return None
