@@ -22,12 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import redis
 from confluent_kafka import Consumer
 
 from commsplatform.devservers import KafkaBroker, RedisServer
 
-from .common import result_row
+from .common import CpuMeter, process_tree, result_row
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATE = 25_000
@@ -54,7 +55,12 @@ def produce(bootstrap: str, topic: str, count: int, batteries: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def run_ingest(bootstrap: str, redis_url: str, topic: str, count: int, tmp: Path) -> dict:
+def cpu_us_per_message(meter: CpuMeter, messages: int) -> dict[str, float]:
+    """CPU µs per message of each part (and of the whole machine) since the meter started."""
+    return {name: round(ms * 1000, 2) for name, ms in meter.per_request_ms(messages).items()}
+
+
+def run_ingest(bootstrap: str, redis_url: str, topic: str, count: int, tmp: Path, servers: dict) -> dict:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     env = {
         **os.environ,
@@ -66,6 +72,8 @@ def run_ingest(bootstrap: str, redis_url: str, topic: str, count: int, tmp: Path
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP": "bench-ingest",
         "LOG_LEVEL": "WARNING",
+        # What `make run` gives its embedded Tansu's consumers (printed in the result).
+        "KAFKA_SESSION_TIMEOUT_MS": str(KafkaBroker.consumer_session_timeout_ms),
     }
     log_file = open(tmp / "ingest.log", "wb")  # noqa: SIM115 (kept open for the child's lifetime)
     started = time.perf_counter()
@@ -77,7 +85,7 @@ def run_ingest(bootstrap: str, redis_url: str, topic: str, count: int, tmp: Path
         stderr=subprocess.STDOUT,
     )
     first = None
-    handled = 0
+    handled = handled_at_first = 0
     last_report = started
     try:
         while handled < count:
@@ -87,30 +95,36 @@ def run_ingest(bootstrap: str, redis_url: str, topic: str, count: int, tmp: Path
             handled += int(client.hget("workers:metrics:consumer:kafka-ingest", "dead_lettered") or 0)
             now = time.perf_counter()
             if first is None and (handled or client.exists("battery-changes")):
-                first = now
+                first, handled_at_first = now, handled
+                meter = CpuMeter({"ingest": process_tree(process.pid), **servers})
                 log(f"  kafka-ingest handled its first record {first - started:.2f} s after start")
             if now - last_report > 2:
                 log(f"  kafka-ingest: {handled}/{count}")
                 last_report = now
             time.sleep(0.02)
         finished = time.perf_counter()
+        cpu = cpu_us_per_message(meter, count - handled_at_first)
     finally:
         process.terminate()
         process.wait(30)
         log_file.close()
     assert first is not None
+    # Timed from the first batch seen written: the records of that batch are not counted.
+    timed = count - handled_at_first
     return {
         "messages": count,
+        "messages_timed": timed,
         "first_message_s": round(first - started, 2),
         "seconds": round(finished - first, 3),
-        "messages_per_s": round(count / (finished - first)),
+        "messages_per_s": round(timed / (finished - first)),
         "messages_per_s_incl_startup": round(count / (finished - started)),
+        "cpu_us_per_message": cpu,
         "batteries_stored": client.scard("info:batteries:ids"),
         "changes_stream_length": client.xlen("battery-changes"),
     }
 
 
-def run_seed_style(bootstrap: str, redis_url: str, topic: str, count: int) -> dict:
+def run_seed_style(bootstrap: str, redis_url: str, topic: str, count: int, servers: dict) -> dict:
     """The seed's shape: one message per round trip, three Redis commands, commit each."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     consumer = Consumer(
@@ -119,7 +133,7 @@ def run_seed_style(bootstrap: str, redis_url: str, topic: str, count: int) -> di
             "group.id": "bench-seed-style",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
+            "session.timeout.ms": KafkaBroker.consumer_session_timeout_ms,
         }
     )
     consumer.subscribe([topic])
@@ -132,9 +146,10 @@ def run_seed_style(bootstrap: str, redis_url: str, topic: str, count: int) -> di
             message = consumer.poll(1.0)
             if message is None or message.error():
                 continue
-            if first is None:
+            if first is None:  # timed from its first message, which is counted
                 first = time.perf_counter()
                 log(f"  seed-style loop got its first message {first - started:.2f} s after start")
+                meter = CpuMeter({"loop": lambda: [psutil.Process()], **servers})
             reading = json.loads(message.value())
             battery_id = reading.pop("battery_id")
             key = f"battery:{battery_id}:data"
@@ -148,14 +163,17 @@ def run_seed_style(bootstrap: str, redis_url: str, topic: str, count: int) -> di
                 log(f"  seed-style loop: {handled}/{count}")
                 last_report = now
         finished = time.perf_counter()
+        cpu = cpu_us_per_message(meter, count)
     finally:
         consumer.close()
     assert first is not None
     return {
         "messages": count,
+        "messages_timed": count,
         "first_message_s": round(first - started, 2),
         "seconds": round(finished - first, 3),
         "messages_per_s": round(count / (finished - first)),
+        "cpu_us_per_message": cpu,
         "batteries_stored": client.scard("info:batteries:ids"),
     }
 
@@ -183,10 +201,11 @@ def main() -> int:
         produce(broker.bootstrap, "bench-seed-style", baseline_count, args.batteries)
 
         log("kafka-ingest (runworker subprocess)")
-        ingest = run_ingest(broker.bootstrap, f"{base_url}/0", "bench-ingest", args.count, tmp)
+        servers = {"broker": process_tree(broker.pid), "redis": process_tree(redis_server.pid)}
+        ingest = run_ingest(broker.bootstrap, f"{base_url}/0", "bench-ingest", args.count, tmp, servers)
         log(f"  {ingest['messages_per_s']} messages/s")
         log("seed-style loop")
-        baseline = run_seed_style(broker.bootstrap, f"{base_url}/1", "bench-seed-style", baseline_count)
+        baseline = run_seed_style(broker.bootstrap, f"{base_url}/1", "bench-seed-style", baseline_count, servers)
         log(f"  {baseline['messages_per_s']} messages/s")
 
     ratio = ingest["messages_per_s"] / baseline["messages_per_s"]
@@ -210,6 +229,9 @@ def main() -> int:
                     )
                 ],
                 "readings": args.count,
+                # Both contenders' group session on the embedded Tansu, as `make run` sets
+                # it: the broker holds a group join for half of it.
+                "session_timeout_ms": KafkaBroker.consumer_session_timeout_ms,
                 "batteries": args.batteries,
                 "produce_messages_per_s": round(produce_rate),
                 "kafka_ingest": ingest,

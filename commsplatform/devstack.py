@@ -65,6 +65,8 @@ def _start_servers(servers: ExitStack, env: dict[str, str]) -> dict[str, str]:
     else:
         kafka = servers.enter_context(KafkaBroker(data_dir=VAR / "kafka"))
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+        # Tansu makes a group join last half the session timeout (KafkaBroker).
+        env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(kafka.consumer_session_timeout_ms))
         # The ingest subscribes at once; without the topic it logs UNKNOWN_TOPIC_OR_PART
         # until the first message (the default is settings.KAFKA_TOPIC's).
         kafka.create_topic(env.get("KAFKA_TOPIC", "battery-telemetry"), partitions=4)

@@ -20,7 +20,15 @@ from pathlib import Path
 
 ENV_VAR = "DEVSTACK_ENDPOINTS_FILE"
 # What the file may carry; each is the environment variable of the same name.
-KEYS = ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "EMAIL_HOST", "EMAIL_PORT", "DATABASE_URL", "API_URL")
+KEYS = (
+    "REDIS_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_SESSION_TIMEOUT_MS",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "DATABASE_URL",
+    "API_URL",
+)
 
 
 def endpoints_path(base_dir: Path) -> Path | None:

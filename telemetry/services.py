@@ -36,10 +36,10 @@ leaves the new state stored but not announced (a replay finds nothing to change)
 always right.
 """
 
-import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from hashlib import sha1 as _sha1
 from typing import cast
 
 import redis
@@ -59,49 +59,55 @@ UPDATE_MESSAGE = "updates"
 CHUNK_SIZE = 500  # readings per script call
 _SLOT_MOVED_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.MovedError, *UNAVAILABLE_ERRORS)
 
-# KEYS: the id set, the changes stream, then one battery hash per reading.
-# ARGV: occurred_at, the PUBLISH message, the event type and version, then 7 values per
-#       reading: battery id and the six readings.STORED_FIELDS, in that order.
-# Returns one 0/1 per reading: whether it changed the stored state.
-# Lua shared by both scripts: whether the reading in ARGV[first .. first + 5] (timestamp,
-# voltage, current, temperature, state of charge, state of health) is newer than the one
-# stored in `key` (compared field by field, the timestamp first).
+# Lua shared by both scripts. `newer(key, ts, v, c, t, soc, soh)`: whether that reading
+# (decimal strings: timestamp, voltage, current, temperature, state of charge, state of
+# health) is newer than the one stored in `key`, compared field by field, the timestamp
+# first (which settles it for all but equal timestamps).
 _NEWER_LUA = """
-local function newer(key, first)
-  local stored = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
-                            'state_of_charge', 'state_of_health')
-  if stored[1] == false then return true end
-  for i = 1, 6 do
-    local old, new = tonumber(stored[i]), tonumber(ARGV[first + i - 1])
-    if old == nil or new > old then return true end
-    if new < old then return false end
-  end
-  return false
+local function cmp(old, new)
+  old, new = tonumber(old), tonumber(new)
+  if old == nil or new > old then return 1 end
+  if new < old then return -1 end
+  return 0
+end
+local function newer(key, ts, v, c, t, soc, soh)
+  local s = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
+                       'state_of_charge', 'state_of_health')
+  if s[1] == false then return true end
+  local d = cmp(s[1], ts)
+  if d == 0 then d = cmp(s[2], v) end
+  if d == 0 then d = cmp(s[3], c) end
+  if d == 0 then d = cmp(s[4], t) end
+  if d == 0 then d = cmp(s[5], soc) end
+  if d == 0 then d = cmp(s[6], soh) end
+  return d > 0
 end
 """
 
+# KEYS: the id set, the changes stream, then one battery hash per reading.
+# ARGV: occurred_at, the PUBLISH message, the event type and version, then two per
+#       reading: its `battery-changes` event id and payload (`_PAYLOAD`, whose numbers the
+#       script reads back with one match). Both are made in Python, where the ingest has
+#       time to spare while Redis, the bottleneck, runs the previous batch's script: this
+#       took the hashing and the string building (a quarter of the script's time) out of
+#       Redis, and packs two arguments per reading instead of seven.
+# Returns one 0/1 per reading: whether it changed the stored state.
 _APPLY_LUA = (
     _NEWER_LUA
     + """
 local ids_key, stream = KEYS[1], KEYS[2]
 local occurred_at, message, event_type, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local pattern = '^{"battery_id":(%-?%d+),"timestamp":(%-?%d+),"voltage":(%-?%d+),"current":(%-?%d+),'
+                .. '"temperature":(%-?%d+),"state_of_charge":(%-?%d+),"state_of_health":(%-?%d+)}$'
 local changed = {}
 for r = 1, #KEYS - 2 do
-  local key = KEYS[r + 2]
-  local a = 4 + (r - 1) * 7
-  local newer = newer(key, a + 2)
-  if newer then
-    local id, ts, v, c, t, soc, soh = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
-                                      ARGV[a + 6], ARGV[a + 7]
+  local key, event_id, payload = KEYS[r + 2], ARGV[3 + 2 * r], ARGV[4 + 2 * r]
+  local id, ts, v, c, t, soc, soh = string.match(payload, pattern)
+  if newer(key, ts, v, c, t, soc, soh) then
     redis.call('HSET', key, 'timestamp', ts, 'voltage', v, 'current', c, 'temperature', t,
                'state_of_charge', soc, 'state_of_health', soh)
     redis.call('SADD', ids_key, id)
     redis.call('PUBLISH', key, message)
-    local h = redis.sha1hex(table.concat({'battery', id, ts, v, c, t, soc, soh}, ':'))
-    local event_id = h:sub(1, 8) .. '-' .. h:sub(9, 12) .. '-' .. h:sub(13, 16) .. '-' .. h:sub(17, 20) .. '-'
-                     .. h:sub(21, 32)
-    local payload = '{"battery_id":' .. id .. ',"timestamp":' .. ts .. ',"voltage":' .. v .. ',"current":' .. c
-                    .. ',"temperature":' .. t .. ',"state_of_charge":' .. soc .. ',"state_of_health":' .. soh .. '}'
     redis.call('XADD', stream, '*', 'id', event_id, 'type', event_type, 'version', version,
                'occurred_at', occurred_at, 'payload', payload)
     changed[r] = 1
@@ -112,6 +118,13 @@ end
 return changed
 """
 )
+# A reading's `battery-changes` payload, compact JSON in the order of Reading's fields
+# (what json.dumps(reading.as_dict(), separators=(",", ":")) gives, at a fraction of the cost).
+_PAYLOAD = (
+    b'{"battery_id":%d,"timestamp":%d,"voltage":%d,"current":%d,"temperature":%d,'
+    b'"state_of_charge":%d,"state_of_health":%d}'
+)
+_EVENT_ID_NAME = b"battery:%d:%d:%d:%d:%d:%d:%d"
 # Registered without a client: it runs on whichever client or pipeline is passed, and a
 # pipeline loads it (SCRIPT LOAD) when the server does not know it, e.g. after a restart.
 # The stub requires a client; None is fine at runtime since the source is bytes and each call passes one.
@@ -127,8 +140,7 @@ _CAS_LUA = (
 local key, changed = KEYS[1], {}
 for r = 1, #ARGV / 6 do
   local a = (r - 1) * 6
-  local newer = newer(key, a + 1)
-  if newer then
+  if newer(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]) then
     redis.call('HSET', key, 'timestamp', ARGV[a + 1], 'voltage', ARGV[a + 2], 'current', ARGV[a + 3],
                'temperature', ARGV[a + 4], 'state_of_charge', ARGV[a + 5], 'state_of_health', ARGV[a + 6])
     changed[r] = 1
@@ -147,9 +159,9 @@ def changes_stream() -> str:
 
 
 def battery_change_event_id(reading: Reading) -> str:
-    """The envelope id of a reading's `battery-changes` entry: the same on every replay."""
-    name = ":".join(map(str, ("battery", reading.battery_id, *reading.stored_values())))
-    h = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()  # an id, not a secret
+    """The envelope id of a reading's `battery-changes` entry: the same on every replay
+    (a uuid-shaped SHA-1 of "battery:<id>:<the six readings.STORED_FIELDS>")."""
+    h = _sha1(_EVENT_ID_NAME % reading, usedforsecurity=False).hexdigest()  # an id, not a secret
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
@@ -174,15 +186,7 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
         keys = fixed_keys + [BATTERY_KEY.format(r.battery_id) for r in chunk]
         args = list(head)
         for r in chunk:
-            args += (
-                r.battery_id,
-                r.timestamp,
-                r.voltage,
-                r.current,
-                r.temperature,
-                r.state_of_charge,
-                r.state_of_health,
-            )
+            args += (battery_change_event_id(r), _PAYLOAD % r)
         _apply_script(keys=keys, args=args, client=pipe)
     if not own:
         return None

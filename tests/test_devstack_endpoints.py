@@ -18,6 +18,7 @@ from tests.helpers import REPO_ROOT
 PRINT_SETTINGS = (
     "import json; from django.conf import settings; print(json.dumps({"
     "'REDIS_URL': settings.REDIS_URL, 'KAFKA_BOOTSTRAP_SERVERS': settings.KAFKA_BOOTSTRAP_SERVERS,"
+    "'KAFKA_SESSION_TIMEOUT_MS': settings.KAFKA_SESSION_TIMEOUT_MS,"
     "'EMAIL_HOST': settings.EMAIL_HOST, 'EMAIL_PORT': settings.EMAIL_PORT, 'API_URL': settings.API_URL,"
     "'DATABASE_NAME': str(settings.DATABASES['default']['NAME']),"
     "'LOG_LEVEL': settings.LOGGING['root']['level']}))"
@@ -33,6 +34,7 @@ UNSET = (
     "REDIS_PASS",
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_BROKER",
+    "KAFKA_SESSION_TIMEOUT_MS",
     "EMAIL_HOST",
     "EMAIL_PORT",
     "API_URL",
@@ -41,6 +43,7 @@ UNSET = (
 ENDPOINTS = {
     "REDIS_URL": "redis://127.0.0.1:41001/0",
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:41002",
+    "KAFKA_SESSION_TIMEOUT_MS": "4000",  # the embedded Tansu's (KafkaBroker)
     "EMAIL_HOST": "127.0.0.1",
     "EMAIL_PORT": "41003",
     "API_URL": "http://127.0.0.1:41004",
@@ -73,6 +76,7 @@ def test_a_command_with_nothing_set_uses_the_servers_of_the_running_make_run(tmp
     assert seen == {
         **ENDPOINTS,
         "EMAIL_PORT": 41003,
+        "KAFKA_SESSION_TIMEOUT_MS": 4000,
         "DATABASE_NAME": str(tmp_path / "db.sqlite3"),
         "LOG_LEVEL": "INFO",
     }
@@ -93,6 +97,7 @@ def test_the_environment_wins_over_the_endpoints_file(tmp_path):
 
     assert seen["REDIS_URL"] == "redis://redis.example:6379/0"
     assert seen["KAFKA_BOOTSTRAP_SERVERS"] == "kafka.example:9092"
+    assert seen["KAFKA_SESSION_TIMEOUT_MS"] == 6000  # the file's 4000 is for its own broker only
     assert (seen["EMAIL_HOST"], seen["EMAIL_PORT"]) == ("smtp.example", 2500)
     assert seen["API_URL"] == "http://web.example"
 

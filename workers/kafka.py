@@ -8,8 +8,12 @@ parallelism: more replicas in the same group share the partitions). Each iterati
 2. the domain handler queues its Redis writes for the whole batch on one pipeline and
    returns the records it rejects; the loop queues those on the dead-letter stream
    `<topic>:dlq` (reason, topic, partition, offset, key, raw value) and the consumer
-   counters on the same pipeline, and executes it: one round trip per batch;
-3. only after the pipeline returned are the batch's offsets committed (synchronously).
+   counters on the same pipeline, and hands it to its writer thread: one round trip per
+   batch, which Redis executes while the loop reads and decodes the next batch (the
+   loop's Python and Redis's script then run at the same time instead of in turn; at most
+   one batch is in flight, so batches reach Redis in order);
+3. only after that pipeline returned are the batch's offsets committed (synchronously),
+   by the loop, before it hands over the next batch.
 
 A crash between 2 and 3 replays the batch; the handler's writes must therefore be
 idempotent (the telemetry upsert compares timestamps atomically, so a replay is a no-op).
@@ -26,9 +30,10 @@ the first batch written again clears it. The consumer lag itself is read from th
 by the web process (`group_lag`, `KafkaLagMonitor`): it must stay visible precisely while
 Redis, where the other counters live, refuses writes.
 
-Shutdown: the stop event ends the loop after the batch in hand is written and committed;
+Shutdown: the stop event ends the loop after the batch in flight is written and committed;
 `close()` then leaves the group so the partitions move at once. Partitions revoked by a
-rebalance first get the commit of anything written but not yet committed.
+rebalance first get the batch in flight finished and the commit of anything written but
+not yet committed; so does a pause.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -162,11 +168,21 @@ def dead_letter_fields(rejected: Rejected, *, consumer: str, group: str) -> dict
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch whose pipeline the writer thread is executing; committed once it returned."""
+
+    records: list[KafkaRecord]
+    written: Future[None]
+
+
 class KafkaIngestLoop:
     def __init__(self, spec: KafkaIngestSpec, *, stop: threading.Event):
         self.spec = spec
         self.stop = stop
         self._consumer: Consumer | None = None
+        self._writer: ThreadPoolExecutor | None = None  # started by run(); without it, writes are inline
+        self._in_flight: _InFlight | None = None
         # Written to Redis, commit not yet confirmed: (topic, partition) -> next offset.
         self._uncommitted: dict[tuple[str, int], int] = {}
         self._next_trim = time.monotonic() + spec.trim_interval_s
@@ -193,6 +209,7 @@ class KafkaIngestLoop:
         )
         consumer = self._consumer = Consumer(spec.consumer_config())
         consumer.subscribe([spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-writer")
         try:
             while not self.stop.is_set():
                 self.run_once()
@@ -200,18 +217,26 @@ class KafkaIngestLoop:
             # Everything written was committed (or its commit failed and it will be
             # replayed harmlessly); close() leaves the group so partitions move now.
             try:
+                self._finish_in_flight()
+            finally:
+                self._writer.shutdown()
+                self._writer = None
+            try:
                 consumer.close()
             except KafkaException as exc:
                 logger.warning("kafka ingest %s: close failed: %s", spec.name, exc)
             logger.info("kafka ingest %s stopped after %d records", spec.name, self.records)
 
     def run_once(self) -> int:
-        """Consume one batch, write it, commit it. Return the number of records."""
+        """Consume one batch and hand it to the writer, after committing the batch before it
+        once its write returned. Return the number of records consumed."""
         if self._consumer is None:
             raise RuntimeError("the Kafka consumer is not started")
         if self._steer_pause():
             return 0
-        messages = self._consumer.consume(num_messages=self.spec.batch_size, timeout=self.spec.poll_timeout_s)
+        # With a batch in flight, take what is already fetched rather than wait for more.
+        timeout = 0 if self._in_flight is not None else self.spec.poll_timeout_s
+        messages = self._consumer.consume(num_messages=self.spec.batch_size, timeout=timeout)
         records = []
         for message in messages:
             error = message.error()
@@ -221,15 +246,51 @@ class KafkaIngestLoop:
                 raise KafkaException(error)
             elif error.code() != KafkaError._PARTITION_EOF:
                 logger.warning("kafka ingest %s: %s", self.spec.name, error)
-        if records and self._write(records):
-            self._commit(records)
-            self.batches += 1
-            self.records += len(records)
-            self._progressed()
-        elif not records:
+        prepared: tuple[redis.client.Pipeline, list[Rejected]] | Exception | None = None
+        if records:  # while Redis executes the batch in flight
+            try:
+                prepared = self._prepare(records)
+            except Exception as exc:  # e.g. Redis away for a handler that reads: _write retries it
+                prepared = exc
+        written = self._finish_in_flight()
+        if prepared is not None:
+            if written is not False:
+                self._submit(records, prepared)
+            # else: stopped with the batch before unwritten; this one is not committed either
+        elif written is None:
             self._progressed()  # caught up: nothing waits
         self._maybe_trim()
         return len(records)
+
+    def _submit(
+        self, records: list[KafkaRecord], prepared: tuple[redis.client.Pipeline, list[Rejected]] | Exception
+    ) -> None:
+        if isinstance(prepared, Exception) or self._writer is None:  # failed, or run_once() called on its own
+            written: Future[None] = Future()
+            try:
+                if isinstance(prepared, Exception):
+                    raise prepared
+                self._run_pipeline(*prepared)
+                written.set_result(None)
+            except Exception as exc:
+                written.set_exception(exc)
+        else:
+            written = self._writer.submit(self._run_pipeline, *prepared)
+        self._in_flight = _InFlight(records, written)
+
+    def _finish_in_flight(self) -> bool | None:
+        """Wait for the batch in flight (retrying it if its write failed) and commit it.
+        True when written, False when stopped before it could be, None when none was in flight."""
+        flight, self._in_flight = self._in_flight, None
+        if flight is None:
+            return None
+        if not self._write(flight.records, first_attempt=flight.written):
+            return False
+        self._commit(flight.records)
+        self.batches += 1
+        self.records += len(flight.records)
+        self._progressed()
+        return True
 
     def _steer_pause(self) -> bool:
         """While an operator has paused the ingest (workers.steering): pause the assigned
@@ -245,6 +306,7 @@ class KafkaIngestLoop:
                 consumer.resume(consumer.assignment())
                 self._partitions_paused = False
             return False
+        self._finish_in_flight()
         assignment = consumer.assignment()
         if assignment:
             consumer.pause(assignment)
@@ -258,12 +320,17 @@ class KafkaIngestLoop:
         return True
 
     # -- writing ------------------------------------------------------------------------
-    def _write(self, records: list[KafkaRecord]) -> bool:
-        """Write the batch (and its dead letters) until it succeeds; False if stopped first."""
+    def _write(self, records: list[KafkaRecord], *, first_attempt: Future[None] | None = None) -> bool:
+        """Write the batch (and its dead letters) until it succeeds; False if stopped first.
+        `first_attempt`: the writer thread's execution of it, waited for before any retry."""
         failures = 0
         while True:
+            attempt, first_attempt = first_attempt, None
             try:
-                self._execute(records)
+                if attempt is not None:
+                    attempt.result()
+                else:
+                    self._execute(records)
                 return True
             except UNAVAILABLE_ERRORS as exc:
                 reason = f"Redis unavailable ({exc})"
@@ -281,6 +348,20 @@ class KafkaIngestLoop:
                 return False
 
     def _execute(self, records: list[KafkaRecord]) -> None:
+        self._run_pipeline(*self._prepare(records))
+
+    def _run_pipeline(self, pipe: redis.client.Pipeline, rejected: list[Rejected]) -> None:
+        pipe.execute()
+        if rejected:
+            logger.warning(
+                "kafka ingest %s: %d record(s) dead-lettered to %s",
+                self.spec.name,
+                len(rejected),
+                self.spec.dlq,
+            )
+
+    def _prepare(self, records: list[KafkaRecord]) -> tuple[redis.client.Pipeline, list[Rejected]]:
+        """The batch's pipeline (the handler's writes, dead letters, counters), not executed."""
         pipe = get_redis().pipeline(transaction=False)
         try:
             rejected = self.spec.handler(records, pipe)
@@ -296,14 +377,7 @@ class KafkaIngestLoop:
             fields = dead_letter_fields(item, consumer=self.spec.name, group=self.spec.group)
             pipe.xadd(self.spec.dlq, cast(XAddFields, fields))
         metrics.incr_consumer(pipe, self.spec.name, processed=len(records) - len(rejected), dead_lettered=len(rejected))
-        pipe.execute()
-        if rejected:
-            logger.warning(
-                "kafka ingest %s: %d record(s) dead-lettered to %s",
-                self.spec.name,
-                len(rejected),
-                self.spec.dlq,
-            )
+        return pipe, rejected
 
     def _handle_one_by_one(self, records: list[KafkaRecord], pipe: redis.client.Pipeline) -> list[Rejected]:
         rejected: list[Rejected] = []
@@ -365,6 +439,7 @@ class KafkaIngestLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("kafka ingest %s: revoked %s", self.spec.name, _describe(partitions))
+        self._finish_in_flight()
         self._commit_uncommitted({(p.topic, p.partition) for p in partitions})
         for p in partitions:
             self._uncommitted.pop((p.topic, p.partition), None)

@@ -15,6 +15,12 @@ class KafkaBroker(ProcessServer):
     """A single Tansu broker on 127.0.0.1. Storage is in memory: a restart empties it."""
 
     name = "kafka"
+    # What group consumers of this broker should use as session.timeout.ms. Tansu holds
+    # every JoinGroup until half the session timeout has passed, re-checking once a second,
+    # so the join takes ceil(timeout / 2000) seconds: 3 s at 6000 (Apache Kafka's minimum,
+    # the settings' default), 2 s at 4000. Apache Kafka would refuse 4000
+    # (group.min.session.timeout.ms), so only the embedded broker's users get it.
+    consumer_session_timeout_ms = 4000
 
     def __init__(
         self,

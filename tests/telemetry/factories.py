@@ -3,7 +3,6 @@
 import json
 import random
 from collections import Counter
-from dataclasses import replace
 
 from telemetry.readings import Reading
 from telemetry.simulation import readings_generate
@@ -39,9 +38,9 @@ def noisy_readings(*, count: int, batteries: int, seed: int = 7) -> list[Reading
         if roll < 0.10:
             out.append(rng.choice(history))
         elif roll < 0.15:
-            out.append(replace(item, timestamp=item.timestamp - rng.randint(1, 50)))
+            out.append(item._replace(timestamp=item.timestamp - rng.randint(1, 50)))
         elif roll < 0.17:
-            out.append(replace(item, voltage=rng.randint(0, 600)))
+            out.append(item._replace(voltage=rng.randint(0, 600)))
     return out
 
 

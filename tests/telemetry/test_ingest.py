@@ -4,15 +4,18 @@ the worker as a subprocess."""
 import json
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from django.core.management import call_command
 
 from commsplatform.devservers import RedisServer, free_port
 from telemetry.simulation import readings_produce, topic_ensure
 from tests.helpers import REPO_ROOT, subprocess_environment, wait_until
+from workers.heartbeat import live_replicas
 from workers.metrics import consumer_counters
 
 from .factories import encode, expected_outcome, noisy_readings, reading
@@ -300,3 +303,36 @@ def test_redis_down_mid_stream_holds_the_offsets_and_loses_nothing(kafka_broker,
         assert stored_state(client, range(1, 21)) == state
         assert client.xlen("battery-changes") == sum(changes.values())
         assert worker.terminate() == 0
+
+
+def test_a_paused_ingest_reads_nothing_and_resumed_stores_everything_once(
+    kafka_broker, topic, redis_client, subscriber, worker_process
+):
+    # given an ingest that has stored a first part, each reading a change
+    first_part = [reading(battery_id=b, timestamp=1_700_000_000 + b) for b in range(1, 21)]
+    second_part = [reading(battery_id=b, timestamp=1_700_001_000 + b, voltage=500) for b in range(1, 21)]
+    produce(kafka_broker, topic, first_part)
+    worker = start_ingest(worker_process, topic, "ingest-pause", WORKER_PAUSE_CHECK_S="0.2")
+    wait_committed(kafka_broker, "ingest-pause", topic, len(first_part))
+    # when an operator pauses it (the command) and its process says it is paused
+    call_command("consumers", "pause", "kafka-ingest", "--reason", "maintenance", "--by", "tester")
+    wait_until(lambda: set(live_replicas("kafka-ingest", redis_client).values()) == {"paused"}, timeout=20)
+    # then readings that arrive are neither stored nor committed
+    produce(kafka_broker, topic, second_part)
+    threading.Event().wait(2)
+    assert committed(kafka_broker, "ingest-pause", topic) == len(first_part)
+    assert consumer_counters("kafka-ingest")["processed"] == len(first_part)
+    assert redis_client.xlen("battery-changes") == len(first_part)
+    assert stored_state(redis_client, [1]) == {
+        1: {k: str(v) for k, v in first_part[0].as_dict().items() if k != "battery_id"}
+    }
+    assert worker.running
+    # when resumed: the rest is stored, each reading processed and notified exactly once
+    call_command("consumers", "resume", "kafka-ingest", "--by", "tester")
+    wait_committed(kafka_broker, "ingest-pause", topic, len(first_part) + len(second_part))
+    state, changes = expected_outcome(first_part + second_part)
+    assert stored_state(redis_client, range(1, 21)) == state
+    assert consumer_counters("kafka-ingest")["processed"] == len(first_part) + len(second_part)
+    assert redis_client.xlen("battery-changes") == len(first_part) + len(second_part)
+    assert notifications(subscriber) == changes == Counter({b: 2 for b in range(1, 21)})
+    assert worker.terminate() == 0
