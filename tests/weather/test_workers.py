@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -17,6 +18,7 @@ from workers.deadletter import dead_letter_stream
 from workers.events import Event
 from workers.metrics import consumer_key
 from workers.publish import publish_many
+from workers.registry import get_consumer
 
 from .conftest import GROUP, REQUESTS, RESPONSES, group_done, now_ms, replies_for, wait_for_terminals
 
@@ -263,3 +265,8 @@ def test_the_replies_of_a_batch_are_in_order_and_skip_the_expired_requests(redis
     assert [r.payload for r in replies] == [json.loads(r.extra["data"]) for r in replies]
     assert redis_client.hget(EXPIRED_KEY, "expired") == "1"
     assert redis_client.xlen(RESPONSES) == 0
+
+
+def test_a_terminal_lingers_after_a_small_batch_as_the_setting_says():
+    # WEATHER_LINGER_MS (2 ms by default) lets a batch gather under load
+    assert get_consumer("weather").linger_ms == settings.WEATHER_LINGER_MS == 2
