@@ -1,5 +1,8 @@
+import functools
 import math
 
+import orjson
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
@@ -7,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
+from commsplatform.common_case import cached_caller_permitted, rendered_error, rendered_json, throttled
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.permissions import HasPerm
 
@@ -40,16 +44,26 @@ def request_forecast(*, city: str, location: str) -> dict:
         ) from exc
 
 
+_TEXT_MAX_LENGTH = 200
+
+
 class ForecastInputSerializer(serializers.Serializer):
-    city = StrictCharField(max_length=200, error_messages={"invalid": "Must be a string."})
-    location = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    city = StrictCharField(max_length=_TEXT_MAX_LENGTH, error_messages={"invalid": "Must be a string."})
+    location = StrictCharField(max_length=_TEXT_MAX_LENGTH, required=False, allow_blank=True, default="")
 
     class Meta:
         ref_name = "WeatherForecastRequest"
 
 
 class WeatherForecastCityApi(APIView):
-    """Seed route `POST /WeatherForecast/city`: ask a terminal for a city's forecast."""
+    """Seed route `POST /WeatherForecast/city`: ask a terminal for a city's forecast.
+
+    The common case (commsplatform.common_case: a token this process verified, the
+    permission, the throttles allowing, a UTF-8 body `{"city": …, "location": …}` the
+    ForecastInputSerializer would take unchanged) is answered without DRF's request
+    wrapping, content negotiation and serializer: the same service, the same answer and
+    the same JSON errors (503, 504, 429). Anything else goes through the DRF view below.
+    """
 
     permission_classes = [HasPerm("weather.request_forecast")]
 
@@ -84,6 +98,71 @@ class WeatherForecastCityApi(APIView):
         serializer.is_valid(raise_exception=True)
         reply = request_forecast(**serializer.validated_data)
         return Response({name: reply.get(name) for name in self.SEED_FIELDS}, status=status.HTTP_200_OK)
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        drf_view = super().as_view(**initkwargs)
+
+        @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URL conf and schema
+        def view(request, *args, **kwargs):
+            if request.method == "POST":
+                response = cls._common_case(request)
+                if response is not None:
+                    return response
+            return drf_view(request, *args, **kwargs)
+
+        return view
+
+    @classmethod
+    def _common_case(cls, request) -> HttpResponse | None:
+        if not cached_caller_permitted(cls, request):
+            return None
+        asked = _plain_forecast_input(request)
+        if asked is None:
+            return None
+        response = throttled(cls, request)
+        if response is None:
+            try:
+                reply = request_forecast(city=asked[0], location=asked[1])
+            except exceptions.APIException as exc:  # 503 and 504, as the DRF path answers them
+                response = rendered_error(exc)
+            else:
+                body = rendered_json({name: reply.get(name) for name in cls.SEED_FIELDS})
+                response = HttpResponse(body, content_type="application/json")
+        response["Allow"] = "POST, OPTIONS"  # as DRF's default response headers
+        return response
+
+
+def _plain_forecast_input(request) -> tuple[str, str] | None:
+    """(city, location) when the ForecastInputSerializer would take the body as it is
+    (location defaulting to ""), else None."""
+    if request.encoding is not None:  # a charset in Content-Type: the parser decodes it
+        return None
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        return None
+    # Only these keys: anything else (nesting past API_JSON_MAX_DEPTH too) is the parser's to judge.
+    if type(data) is not dict or "city" not in data or not 1 <= len(data) <= 2:
+        return None
+    city, location = data["city"], data.get("location", "")
+    if len(data) == 2 and "location" not in data:
+        return None
+    if not _plain_text(city) or not city or not _plain_text(location):
+        return None
+    return city, location
+
+
+def _plain_text(value: object) -> bool:
+    """A str the StrictCharField takes unchanged: at most 200 characters, no surrounding
+    whitespace (it trims), no NUL, no lone surrogates (it refuses them)."""
+    return (
+        type(value) is str
+        and len(value) <= _TEXT_MAX_LENGTH
+        and value == value.strip()
+        and "\x00" not in value
+        and (value.isascii() or not any(0xD800 <= ord(c) <= 0xDFFF for c in value))
+    )
 
 
 class WeatherForecastSampleApi(APIView):

@@ -5,6 +5,7 @@ behind `ForecastProvider`, chosen by settings.WEATHER_PROVIDER (a dotted path), 
 weather API can replace it without touching the stream plumbing.
 """
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -57,18 +58,31 @@ class BuiltinForecastProvider:
         if self.delay_ms:
             time.sleep(self.delay_ms / 1000)
         hour = at.replace(minute=0, second=0, microsecond=0)
-        # A str seed is hashed with SHA-512 by `random`: stable across processes and hosts.
-        rng = random.Random(f"{city.strip().casefold()}|{hour.isoformat()}")
+        temperature, condition, humidity, wind_speed = _weather_of(f"{city.strip().casefold()}|{hour.isoformat()}")
         return Forecast(
             city=city,
             location=location,
             forecast_time=hour + timedelta(hours=1),
-            temperature=round(rng.uniform(-20, 40), 1),
-            condition=rng.choice(CONDITIONS),
-            humidity=rng.randint(10, 100),
-            wind_speed=round(rng.uniform(0, 80), 1),
+            temperature=temperature,
+            condition=condition,
+            humidity=humidity,
+            wind_speed=wind_speed,
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _weather_of(seed: str) -> tuple[float, str, int, float]:
+    """Temperature, condition, humidity and wind for a "city|hour" seed. A str seed is
+    hashed with SHA-512 by `random`: stable across processes and hosts. Remembered: the
+    same cities are asked again and again within an hour, and seeding is most of the cost."""
+    rng = random.Random(seed)
+    return round(rng.uniform(-20, 40), 1), rng.choice(CONDITIONS), rng.randint(10, 100), round(rng.uniform(0, 80), 1)
+
+
+@functools.cache
+def _provider_class(path: str) -> type:
+    return import_string(path)
+
+
 def get_provider() -> ForecastProvider:
-    return import_string(settings.WEATHER_PROVIDER)()
+    return _provider_class(settings.WEATHER_PROVIDER)()

@@ -155,6 +155,7 @@ CONSUMERS: dict[str, ConsumerSpec] = by_name(
             batch=True,  # a batch's replies leave in one round trip
             batch_size=settings.WEATHER_BATCH_SIZE,  # requests a terminal takes at once
             concurrency=settings.WEATHER_TERMINALS,
+            linger_ms=settings.WEATHER_LINGER_MS,  # under load, let a terminal's next batch gather
             description="weather-requests → forecast → weather-responses (the seed's terminals)",
         ),
         # seed 004: order / inventory / account saga (see orders/services.py for the flow)

@@ -2,21 +2,26 @@
 processing, kill -9 recovery, graceful shutdown."""
 
 import json
+import random
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.helpers import wait_until
+from weather.providers import CONDITIONS, BuiltinForecastProvider
 from weather.replies import get_router
 from weather.services import EXPIRED_KEY, ForecastAsk, forecast_replies
 from workers.deadletter import dead_letter_stream
 from workers.events import Event
 from workers.metrics import consumer_key
 from workers.publish import publish_many
+from workers.registry import get_consumer
 
 from .conftest import GROUP, REQUESTS, RESPONSES, group_done, now_ms, replies_for, wait_for_terminals
 
@@ -263,3 +268,29 @@ def test_the_replies_of_a_batch_are_in_order_and_skip_the_expired_requests(redis
     assert [r.payload for r in replies] == [json.loads(r.extra["data"]) for r in replies]
     assert redis_client.hget(EXPIRED_KEY, "expired") == "1"
     assert redis_client.xlen(RESPONSES) == 0
+
+
+def test_a_terminal_lingers_after_a_small_batch_as_the_setting_says():
+    # WEATHER_LINGER_MS (2 ms by default) lets a batch gather under load
+    assert get_consumer("weather").linger_ms == settings.WEATHER_LINGER_MS == 2
+
+
+def test_the_built_in_forecast_is_the_seeded_one_for_the_city_and_hour_whatever_is_remembered():
+    # given: the provider's numbers come from random.Random("<city casefolded>|<hour>")
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    rng = random.Random("new york|2026-03-04T05:00:00+00:00")
+    seeded = (
+        round(rng.uniform(-20, 40), 1),
+        rng.choice(CONDITIONS),
+        rng.randint(10, 100),
+        round(rng.uniform(0, 80), 1),
+    )
+    provider = BuiltinForecastProvider(delay_ms=0)
+    # when: asked twice (the second answer is remembered), spelled differently, at another place
+    first = provider.forecast(city="New York", location="Queens", at=at)
+    second = provider.forecast(city=" NEW YORK ", location="Harlem", at=at.replace(minute=59))
+    # then: the same seeded numbers, each with its own city, location and the next hour
+    for forecast, city, location in ((first, "New York", "Queens"), (second, " NEW YORK ", "Harlem")):
+        assert (forecast.temperature, forecast.condition, forecast.humidity, forecast.wind_speed) == seeded
+        assert (forecast.city, forecast.location) == (city, location)
+        assert forecast.forecast_time == datetime(2026, 3, 4, 6, tzinfo=UTC)

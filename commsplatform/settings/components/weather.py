@@ -8,6 +8,11 @@ WEATHER_TERMINALS = env.int("WEATHER_TERMINALS", default=4)  # concurrent termin
 # Requests one terminal takes at a time; their replies leave in one round trip. 1 suits a
 # slow provider (a batch is answered in sequence); 32 with 1 terminal suits the built-in one.
 WEATHER_BATCH_SIZE = env.int("WEATHER_BATCH_SIZE", default=1)
+# After a batch smaller than WEATHER_BATCH_SIZE, a terminal waits this long before its next
+# read, so that under load a batch (one read, one MULTI of replies and ack, one wake-up of
+# each web process's listener) serves several requests; it adds at most this much latency.
+# Never with batches of 1 (a full batch reads again at once).
+WEATHER_LINGER_MS = env.int("WEATHER_LINGER_MS", default=2)
 WEATHER_PROVIDER = env("WEATHER_PROVIDER", default="weather.providers.BuiltinForecastProvider")
 WEATHER_PROCESSING_DELAY_MS = env.int("WEATHER_PROCESSING_DELAY_MS", default=0)  # simulated slow upstream
 WEATHER_RESPONSES_MAXLEN = env.int("WEATHER_RESPONSES_MAXLEN", default=10_000)  # approximate; no group reads it
