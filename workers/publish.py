@@ -207,6 +207,7 @@ class _DeleteThread(threading.Thread):
         self.work = threading.Event()  # ids were handed over
         self.full = threading.Event()  # a whole batch is waiting: do not wait for more
         self.stopping = threading.Event()
+        self._async_commit_connection: object = None  # the connection set to synchronous_commit off
 
     def run(self) -> None:
         try:
@@ -216,9 +217,27 @@ class _DeleteThread(threading.Thread):
                 self.work.clear()
                 self.full.clear()
                 close_old_connections()
-                self.rows.flush()
+                self.rows.flush(self._forget_sent)
         finally:
             connection.close()  # this thread's own connection
+
+    def _forget_sent(self, ids: list[int]) -> None:
+        """`_forget_sent` on this thread's own connection: one `DELETE` in autocommit, the
+        connection set to `synchronous_commit = off` once when it opens, instead of a
+        transaction of four round trips and an ORM delete per batch (this thread shares the
+        GIL and the cores with the requests whose rows it deletes)."""
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql" and connection.connection is not self._async_commit_connection:
+                cursor.execute("SET synchronous_commit TO OFF")
+                self._async_commit_connection = connection.connection
+            quote = connection.ops.quote_name
+            model = OutboxEvent._meta
+            # Names from the model, quoted; the ids are bound parameters.
+            cursor.execute(
+                f"DELETE FROM {quote(model.db_table)} WHERE {quote(model.pk.column)} IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
+                ids,
+            )
 
     def stop(self) -> None:
         self.stopping.set()
@@ -256,13 +275,13 @@ class SentOutboxRows:
                 thread.full.set()
         thread.work.set()
 
-    def flush(self) -> int:
+    def flush(self, forget: Callable[[list[int]], None] = _forget_sent) -> int:
         """Delete the rows handed over so far (in the calling thread); return how many."""
         with self._lock:
             ids, self._ids = self._ids, []
         for start in range(0, len(ids), settings.OUTBOX_DELETE_BATCH):
             try:
-                _forget_sent(ids[start : start + settings.OUTBOX_DELETE_BATCH])
+                forget(ids[start : start + settings.OUTBOX_DELETE_BATCH])
             except Exception as exc:  # the relay resends these rows; consumers dedupe them
                 left = len(ids) - start
                 logger.warning("outbox: %d sent row(s) not deleted, the relay will resend them: %s", left, exc)
