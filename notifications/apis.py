@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.authentication import cached_token_user
-from commsplatform.errors import ServiceUnavailable, api_exception_handler, error_body
+from commsplatform.errors import ServiceUnavailable, error_body, rendered_api_error
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
 from commsplatform.schema import ErrorSerializer
@@ -119,11 +119,11 @@ class SeedEventPublishApi(EventPublishApi):
         ]
         if refused:
             waits = [wait for wait in (throttle.wait() for throttle in refused) if wait is not None]
-            return _rendered_error(Throttled(wait=max(waits, default=None)))
+            return rendered_api_error(Throttled(wait=max(waits, default=None)))
         try:
             message = notification_message_publish(description=description)
         except StreamUnavailable:
-            return _rendered_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
+            return rendered_api_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
         response = HttpResponse(JSONRenderer().render(asdict(message)), content_type="application/json")
         response["Allow"] = "POST, OPTIONS"
         return response
@@ -148,17 +148,6 @@ class SeedEventPublishApi(EventPublishApi):
         ):
             return None
         return description
-
-
-def _rendered_error(exc: Exception) -> HttpResponse:
-    """The DRF path's answer to `exc` (the project's exception handler and JSON error shape)."""
-    response = api_exception_handler(exc, {})
-    if response is None:  # the handler answers every APIException
-        raise RuntimeError(f"no response for {exc!r}")
-    response.accepted_renderer = JSONRenderer()
-    response.accepted_media_type = "application/json"
-    response.renderer_context = {}  # type: ignore[attr-defined]
-    return response.render()
 
 
 class EventListApi(EventPublishApi):
