@@ -12,6 +12,9 @@ Open loop (the default; bench/openloop.py, latency from the scheduled send):
 3. the highest order rate sustained: the POST criteria of `common.sustained` plus the
    saga keeping up (every order of the step final within 10 s of the last send, time to
    final p99 ≤ 1 s).
+Both rate searches try a step that is not held once more before they stop (the JSON's
+criteria say so): one burst of other work on a shared machine during a 3-second step
+otherwise ends a search (the yardstick was 407/s in one earlier run, 1,681 in another).
 Throttling stays on: the per-user limit is raised to 10,000,000/minute (one bench user
 places every order), which the JSON says.
 Targets: POST p99 ≤ 25 ms and time to final p99 ≤ 250 ms at 100 orders/s; highest
@@ -237,13 +240,15 @@ def run_open_loop(args, *, port: int, token: str, cpu: CpuMeter, follower: SagaF
     open_loop(port=port, path="/event", rate=50, duration_s=2, headers={}, bodies=event_bodies(), tokens=[token])
     post_orders(50, 2)
     log("open loop, POST /event on the same gunicorn (the yardstick):")
-    events = event_rate_search(port=port, tokens=[token], headers={}, step_s=args.step_seconds)
+    # Both searches retry a step not held once (common.highest_sustained_rate): a burst of
+    # other work on the shared cores during one step would otherwise end a search early.
+    events = event_rate_search(port=port, tokens=[token], headers={}, step_s=args.step_seconds, retry_not_held=True)
     log(f"open loop, POST /order at {args.rate:g}/s for {args.seconds:g} s:")
     fixed = post_orders(args.rate, args.seconds)
     log(f"  POST p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms; saga {fixed['saga']}")
     log(f"  CPU ms per order: {fixed['cpu_ms_per_order']}")
     log("open loop, the highest order rate sustained:")
-    orders = highest_sustained_rate(order_step, start=args.search_start)
+    orders = highest_sustained_rate(order_step, start=args.search_start, retry_not_held=True)
     orders["criteria"] += "; every order final within 10 s of the last send, time to final p99 ≤ 1 s"
     rate = args.rate
     return {

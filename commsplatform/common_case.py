@@ -4,11 +4,12 @@ content negotiation and serializers, with the same checks and the same answers.
 A route's common case is a request that needs nothing but the ordinary: a token this
 process verified within API_TOKEN_CACHE_S, the view's permissions granted, its throttles
 allowing, a body the view's serializer would take unchanged. Anything else goes through
-the DRF view, which gives the exact answer. `POST /event` (notifications.apis) and
-`POST /WeatherForecast/city` (weather.apis) have one; each has a test that both paths
-answer alike.
+the DRF view, which gives the exact answer. `POST /event` (notifications.apis),
+`POST /order` (orders.apis) and `POST /WeatherForecast/city` (weather.apis) have one;
+each has a test that both paths answer alike.
 """
 
+import functools
 from typing import Any
 
 from django.http import HttpResponse
@@ -17,7 +18,30 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from .authentication import cached_token_user
-from .errors import api_exception_handler
+from .errors import rendered_api_error as rendered_error
+
+
+class CommonCaseView:
+    """Mixin (before APIView in the bases) for a view whose POST has a common case: its
+    `common_case(request)` answers first, and the DRF view answers whenever that gives None."""
+
+    @classmethod
+    def common_case(cls, request: Any) -> HttpResponse | None:
+        raise NotImplementedError
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        drf_view = super().as_view(**initkwargs)  # type: ignore[misc]
+
+        @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URL conf and schema
+        def view(request, *args, **kwargs):
+            if request.method == "POST":
+                response = cls.common_case(request)
+                if response is not None:
+                    return response
+            return drf_view(request, *args, **kwargs)
+
+        return view
 
 
 def cached_caller_permitted(view_class: type[APIView], request: Any) -> bool:
@@ -39,23 +63,18 @@ def throttled(view_class: type[APIView], request: Any) -> HttpResponse | None:
     refused = [
         throttle for throttle in (t() for t in view_class.throttle_classes) if not throttle.allow_request(request, view)
     ]
-    if not refused:
-        return None
+    return throttled_answer(refused) if refused else None
+
+
+def throttled_answer(refused: list) -> HttpResponse:
+    """DRF's answer when throttles refuse (APIView.check_throttles): the longest wait."""
     waits = [wait for wait in (throttle.wait() for throttle in refused) if wait is not None]
     return rendered_error(Throttled(wait=max(waits, default=None)))
 
 
 def rendered_json(data: object) -> bytes:
     """`data` as the DRF path's JSONRenderer writes it."""
-    return JSONRenderer().render(data)
+    return _JSON.render(data)
 
 
-def rendered_error(exc: Exception) -> HttpResponse:
-    """The DRF path's answer to `exc` (the project's exception handler and JSON error shape)."""
-    response = api_exception_handler(exc, {})
-    if response is None:  # the handler answers every APIException
-        raise RuntimeError(f"no response for {exc!r}")
-    response.accepted_renderer = JSONRenderer()
-    response.accepted_media_type = "application/json"
-    response.renderer_context = {}  # type: ignore[attr-defined]
-    return response.render()
+_JSON = JSONRenderer()  # stateless: one for every request

@@ -8,9 +8,10 @@ so clients parse one shape.
 from http import HTTPStatus
 from typing import Any
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -69,6 +70,18 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def rendered_api_error(exc: Exception) -> HttpResponse:
+    """The DRF path's answer to `exc` (api_exception_handler's JSON error shape), rendered,
+    for hot paths that answer without DRF (`POST /event`, `POST /order`)."""
+    response = api_exception_handler(exc, {})
+    if response is None:  # the handler answers every APIException
+        raise RuntimeError(f"no response for {exc!r}")
+    response.accepted_renderer = JSONRenderer()
+    response.accepted_media_type = "application/json"
+    response.renderer_context = {}  # type: ignore[attr-defined]
+    return response.render()
 
 
 @csrf_exempt  # a 404 changes nothing; "CSRF cookie not set" only misled token callers

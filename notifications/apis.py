@@ -1,4 +1,3 @@
-import functools
 import hashlib
 import hmac
 from dataclasses import asdict
@@ -9,15 +8,15 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.renderers import JSONRenderer, StaticHTMLRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
-from commsplatform.authentication import cached_token_user
-from commsplatform.errors import ServiceUnavailable, api_exception_handler, error_body
+from commsplatform.common_case import CommonCaseView, cached_caller_permitted, throttled_answer
+from commsplatform.errors import ServiceUnavailable, error_body, rendered_api_error
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
 from commsplatform.schema import ErrorSerializer
@@ -65,7 +64,7 @@ class EventPublishApi(APIView):
         return Response(asdict(message), status=status.HTTP_200_OK)
 
 
-class SeedEventPublishApi(EventPublishApi):
+class SeedEventPublishApi(CommonCaseView, EventPublishApi):
     """`POST /event` exactly as the seed's producer took it (any Content-Type, JSON body).
 
     The ingest hot path: a request that needs nothing but the common case (a token this
@@ -90,29 +89,11 @@ class SeedEventPublishApi(EventPublishApi):
         return super().post(request)
 
     @classmethod
-    def as_view(cls, **initkwargs):
-        drf_view = super().as_view(**initkwargs)
-
-        @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URL conf and schema
-        def view(request, *args, **kwargs):
-            if request.method == "POST":
-                response = cls.common_case(request)
-                if response is not None:
-                    return response
-            return drf_view(request, *args, **kwargs)
-
-        return view
-
-    @classmethod
     def common_case(cls, request) -> HttpResponse | None:
         """The answer to a common-case request, or None (nothing done: the DRF view answers it)."""
-        user_and_token = cached_token_user(request)
-        if user_and_token is None:
+        if not cached_caller_permitted(cls, request):
             return None
-        request.user, request.auth = user_and_token
         view = cls()
-        if not all(permission().has_permission(request, view) for permission in cls.permission_classes):
-            return None
         description = cls._plain_description(request)
         if description is None:
             return None
@@ -129,7 +110,7 @@ class SeedEventPublishApi(EventPublishApi):
             return cls._throttled(refusal.throttles)
         except StreamUnavailable:
             return cls._with_allow(
-                _rendered_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
+                rendered_api_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
             )
         # The fields as asdict() gives them (plain str/int values: nothing to copy deeply).
         body = {
@@ -157,8 +138,7 @@ class SeedEventPublishApi(EventPublishApi):
     @classmethod
     def _throttled(cls, refused: list) -> HttpResponse:
         """DRF's answer when throttles refuse (APIView.check_throttles): the longest wait."""
-        waits = [wait for wait in (throttle.wait() for throttle in refused) if wait is not None]
-        return cls._with_allow(_rendered_error(Throttled(wait=max(waits, default=None))))
+        return cls._with_allow(throttled_answer(refused))
 
     @classmethod
     def _with_allow(cls, response: HttpResponse) -> HttpResponse:
@@ -195,17 +175,6 @@ _JSON = JSONRenderer()  # stateless: one for every request
 class _Refused(Exception):
     def __init__(self, throttles: list) -> None:
         self.throttles = throttles
-
-
-def _rendered_error(exc: Exception) -> HttpResponse:
-    """The DRF path's answer to `exc` (the project's exception handler and JSON error shape)."""
-    response = api_exception_handler(exc, {})
-    if response is None:  # the handler answers every APIException
-        raise RuntimeError(f"no response for {exc!r}")
-    response.accepted_renderer = JSONRenderer()
-    response.accepted_media_type = "application/json"
-    response.renderer_context = {}  # type: ignore[attr-defined]
-    return response.render()
 
 
 class EventListApi(EventPublishApi):

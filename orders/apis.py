@@ -1,5 +1,7 @@
 import re
 
+import orjson
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import IsAdminUser
@@ -7,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser
+from commsplatform.common_case import CommonCaseView, cached_caller_permitted, rendered_error, rendered_json, throttled
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
 
@@ -39,8 +42,12 @@ class Unprocessable(exceptions.APIException):
     default_code = "unprocessable"
 
 
+_MAX_ID = 2**63 - 1
+_MAX_LINES = 100
+
+
 class OrderPlaceInputSerializer(serializers.Serializer):
-    product_ids = serializers.ListField(child=IdField(), allow_empty=False, min_length=1, max_length=100)
+    product_ids = serializers.ListField(child=IdField(), allow_empty=False, min_length=1, max_length=_MAX_LINES)
     customer_id = IdField()
 
 
@@ -147,8 +154,42 @@ class OrderDetailApi(APIView):
 
 
 # --- seed 004 routes -------------------------------------------------------------------
-class SeedOrderPlaceApi(APIView):
-    """`POST /order` as the seed's gateway took it; the answer is the pending order."""
+def _seed_order_answer(order: Order) -> dict:
+    """SeedOrderPlaceApi.OutputSerializer's shape, built directly (the saga's busiest route)."""
+    return {
+        "id": str(order.pk),
+        "product_ids": [str(pid) for pid in order.product_ids],
+        "customer_id": str(order.customer_id),
+        "status": order.status,
+    }
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def _plain_id(value: object) -> int | None:
+    """The id when IdField would take `value` as it is (an int, or a string of ASCII digits)."""
+    if type(value) is int:
+        number = value
+    elif type(value) is str and _DIGITS.fullmatch(value):
+        number = int(value)
+    else:
+        return None
+    return number if 1 <= number <= _MAX_ID else None
+
+
+class SeedOrderPlaceApi(CommonCaseView, APIView):
+    """`POST /order` as the seed's gateway took it; the answer is the pending order.
+
+    The saga's busiest route has a lean path, as `POST /event` has (notifications.apis): a
+    request that needs nothing but the common case (a token this process verified within
+    API_TOKEN_CACHE_S, the permission, the throttles allowing, no Idempotency-Key, a UTF-8
+    body of exactly `product_ids` and `customer_id` that OrderPlaceInputSerializer would
+    take unchanged) is answered without DRF's request wrapping, content negotiation and
+    serializer, with the same permission and throttle classes, the same service and the
+    same JSON error shape. Anything else goes through the DRF view, which gives the exact
+    answer.
+    """
 
     permission_classes = [HasPerm("orders.add_order")]
 
@@ -168,15 +209,47 @@ class SeedOrderPlaceApi(APIView):
     )
     def post(self, request):
         order, _ = _place(request)
-        # OutputSerializer's shape, built directly: this is the saga's busiest route.
-        return Response(
-            {
-                "id": str(order.pk),
-                "product_ids": [str(pid) for pid in order.product_ids],
-                "customer_id": str(order.customer_id),
-                "status": order.status,
-            }
-        )
+        return Response(_seed_order_answer(order))
+
+    @classmethod
+    def common_case(cls, request) -> HttpResponse | None:
+        """The answer to a common-case request, or None (nothing done: the DRF view answers it)."""
+        if "HTTP_IDEMPOTENCY_KEY" in request.META or not cached_caller_permitted(cls, request):
+            return None
+        body = cls._plain_body(request)
+        if body is None:
+            return None
+        customer_id, product_ids = body
+        response = throttled(cls, request)
+        if response is None:
+            try:
+                order, _ = order_place(customer_id=customer_id, product_ids=product_ids, user=request.user)
+            except OrderInvalid as exc:
+                response = rendered_error(serializers.ValidationError(exc.errors))
+            else:
+                response = HttpResponse(rendered_json(_seed_order_answer(order)), content_type="application/json")
+        response["Allow"] = "POST, OPTIONS"  # as DRF's default response headers
+        return response
+
+    @staticmethod
+    def _plain_body(request) -> tuple[int, list[int]] | None:
+        """(customer_id, product_ids) when OrderPlaceInputSerializer would take the body as
+        it is, else None."""
+        if request.encoding is not None:  # a charset in Content-Type: the parser decodes it
+            return None
+        try:
+            data = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(data) is not dict or len(data) != 2:
+            return None
+        customer_id, products = _plain_id(data.get("customer_id")), data.get("product_ids")
+        if customer_id is None or type(products) is not list or not 1 <= len(products) <= _MAX_LINES:
+            return None
+        product_ids = [_plain_id(product) for product in products]
+        if None in product_ids:
+            return None
+        return customer_id, product_ids  # type: ignore[return-value]  # no None left
 
 
 class SeedReportApi(APIView):

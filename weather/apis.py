@@ -1,4 +1,3 @@
-import functools
 import math
 
 import orjson
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
-from commsplatform.common_case import cached_caller_permitted, rendered_error, rendered_json, throttled
+from commsplatform.common_case import CommonCaseView, cached_caller_permitted, rendered_error, rendered_json, throttled
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.permissions import HasPerm
 
@@ -55,7 +54,7 @@ class ForecastInputSerializer(serializers.Serializer):
         ref_name = "WeatherForecastRequest"
 
 
-class WeatherForecastCityApi(APIView):
+class WeatherForecastCityApi(CommonCaseView, APIView):
     """Seed route `POST /WeatherForecast/city`: ask a terminal for a city's forecast.
 
     The common case (commsplatform.common_case: a token this process verified, the
@@ -100,21 +99,8 @@ class WeatherForecastCityApi(APIView):
         return Response({name: reply.get(name) for name in self.SEED_FIELDS}, status=status.HTTP_200_OK)
 
     @classmethod
-    def as_view(cls, **initkwargs):
-        drf_view = super().as_view(**initkwargs)
-
-        @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URL conf and schema
-        def view(request, *args, **kwargs):
-            if request.method == "POST":
-                response = cls._common_case(request)
-                if response is not None:
-                    return response
-            return drf_view(request, *args, **kwargs)
-
-        return view
-
-    @classmethod
-    def _common_case(cls, request) -> HttpResponse | None:
+    def common_case(cls, request) -> HttpResponse | None:
+        """The answer to a common-case request, or None (nothing done: the DRF view answers it)."""
         if not cached_caller_permitted(cls, request):
             return None
         asked = _plain_forecast_input(request)

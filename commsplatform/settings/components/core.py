@@ -104,12 +104,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters travel apart from the SQL instead of being quoted into it in Python: the
-    # arrays of bulk inserts (Django sends them as UNNEST arrays) cost far less to send, and
-    # psycopg prepares statements a connection runs often.
+    # arrays of bulk inserts (Django sends them as UNNEST arrays) cost far less to send.
     # A DATABASE_URL may carry `?server_side_binding=…` as text; Django wants a bool.
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _binding = _options.get("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
     _options["server_side_binding"] = str(_binding).lower() in ("true", "1", "yes", "on")
+    # Django leaves psycopg's prepare_threshold at None (never prepare); psycopg's own default
+    # prepares a statement on its fifth run on a connection (up to 100 per connection), which
+    # spares PostgreSQL parsing and planning the saga's and the outbox's same few statements
+    # again and again. Empty turns it off (a pooler that cannot track prepared statements).
+    _threshold = str(_options.get("prepare_threshold", env("DATABASE_PREPARE_THRESHOLD", default="5")))
+    _options["prepare_threshold"] = int(_threshold) if _threshold.strip() else None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
