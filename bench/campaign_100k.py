@@ -21,6 +21,7 @@ accepts from 4 persistent connections with no database at all (the aiosmtpd sink
 Python process, so on a shared 2-core machine it, not the pipeline, sets the pace).
 """
 
+import argparse
 import os
 import smtplib
 import subprocess
@@ -297,14 +298,29 @@ def campaign_run(stack: CommsStack, *, devstack: bool, label: str, rate_limit: f
     }
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    devstack = "--devstack" in args
-    postfix = "--smtp-sink" in args
+def parsed_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.campaign_100k",
+        description="A campaign to BENCH_RECIPIENTS (default 100,000) recipients, end to end.",
+    )
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--devstack", action="store_true", help="make run's shape: SQLite, a Maildir sink")
+    shape.add_argument("--smtp-sink", action="store_true", help="Postfix's C smtp-sink; implies --features")
+    parser.add_argument("--features", action="store_true", help="also a run with the rate limiter and an HTML part")
+    parser.add_argument("--plain-only", action="store_true", help="only the plain run")
     # The features measured against the plain run (same run): the shared rate limiter set
     # so high that it runs on every message but never waits, and an HTML part.
-    rate_limit = float(args[args.index("--rate-limit") + 1]) if "--rate-limit" in args else 1e6
-    features = (postfix or "--features" in args) and "--plain-only" not in args
+    parser.add_argument("--rate-limit", type=float, default=1e6, help="the features run's limit, mails/s")
+    parser.add_argument("--pairs", type=int, default=1, help="plain/features pairs, in alternating order")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parsed_args()
+    devstack = args.devstack
+    postfix = args.smtp_sink
+    rate_limit = args.rate_limit
+    features = (postfix or args.features) and not args.plain_only
     scratch = tempfile.TemporaryDirectory(prefix="bench-campaign-")
     if devstack:
         stack = CommsStack(smtp=True, sqlite=f"{scratch.name}/db.sqlite3", maildir=f"{scratch.name}/mail")
@@ -327,7 +343,7 @@ def main() -> None:
         # `--pairs N`: N plain/features pairs, the order alternating (plain first, then
         # features first, ...), so neither variant always runs on the second, warmer and
         # more bloated ledger; the features figure is the median of the pairs' ratios.
-        pairs = int(args[args.index("--pairs") + 1]) if "--pairs" in args else 1
+        pairs = args.pairs
         runs: list[dict] = []
         pair_ratios = []
         for pair in range(pairs if features else 1):

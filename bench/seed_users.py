@@ -4,6 +4,7 @@ Baseline, measured in the same run: the obvious implementation — one Faker cal
 field per row and `bulk_create` in batches of 1,000 — on 5,000 rows, scaled to 100,000.
 """
 
+import argparse
 import time
 
 from .comms_stack import CommsStack, emit, log
@@ -38,6 +39,7 @@ def naive_generate(count: int) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(prog="python -m bench.seed_users", description=__doc__.splitlines()[0]).parse_args()
     stack = CommsStack()
     try:
         from users.models import Recipient
