@@ -76,7 +76,7 @@ def test_postgres_is_reached_through_django() -> None:
     assert connection.settings_dict["HOST"].startswith("/")
     assert row == ("test_postgres", 42)
     assert database_url(connection.settings_dict) == (
-        f"postgres://postgres@/{connection.settings_dict['HOST']}/test_postgres?server_side_binding=True&prepare_threshold=5"
+        f"postgres://postgres@/{connection.settings_dict['HOST']}/test_postgres?server_side_binding=True"
     )
 
 
