@@ -12,6 +12,7 @@ each has a test that both paths answer alike.
 import functools
 from typing import Any
 
+import orjson
 from django.http import HttpResponse
 from rest_framework.exceptions import Throttled
 from rest_framework.renderers import JSONRenderer
@@ -70,6 +71,17 @@ def throttled_answer(refused: list) -> HttpResponse:
     """DRF's answer when throttles refuse (APIView.check_throttles): the longest wait."""
     waits = [wait for wait in (throttle.wait() for throttle in refused) if wait is not None]
     return rendered_error(Throttled(wait=max(waits, default=None)))
+
+
+def plain_json(request: Any) -> Any:
+    """The body as JSON when the view's parser would read it the same way (no charset in
+    Content-Type, valid JSON), else None; the caller takes only a dict of the shape it expects."""
+    if request.encoding is not None:  # a charset in Content-Type: the parser decodes it
+        return None
+    try:
+        return orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def rendered_json(data: object) -> bytes:

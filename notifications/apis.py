@@ -2,7 +2,6 @@ import hashlib
 import hmac
 from dataclasses import asdict
 
-import orjson
 from django.conf import settings
 from django.http import HttpResponse
 from django.template.loader import render_to_string
@@ -15,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
-from commsplatform.common_case import CommonCaseView, cached_caller_permitted, throttled_answer
+from commsplatform.common_case import CommonCaseView, cached_caller_permitted, plain_json, throttled_answer
 from commsplatform.errors import ServiceUnavailable, error_body, rendered_api_error
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
@@ -150,12 +149,7 @@ class SeedEventPublishApi(CommonCaseView, EventPublishApi):
     @staticmethod
     def _plain_description(request) -> str | None:
         """The description when the InputSerializer would take it as it is, else None."""
-        if request.encoding is not None:  # a charset in Content-Type: the parser decodes it
-            return None
-        try:
-            data = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            return None
+        data = plain_json(request)
         # Only that one key: anything else (nesting past API_JSON_MAX_DEPTH too) is the parser's to judge.
         description = data.get("description") if type(data) is dict and len(data) == 1 else None
         if (

@@ -1,6 +1,5 @@
 import re
 
-import orjson
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -9,7 +8,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser
-from commsplatform.common_case import CommonCaseView, cached_caller_permitted, rendered_error, rendered_json, throttled
+from commsplatform.common_case import (
+    CommonCaseView,
+    cached_caller_permitted,
+    plain_json,
+    rendered_error,
+    rendered_json,
+    throttled,
+)
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
 
@@ -235,12 +241,7 @@ class SeedOrderPlaceApi(CommonCaseView, APIView):
     def _plain_body(request) -> tuple[int, list[int]] | None:
         """(customer_id, product_ids) when OrderPlaceInputSerializer would take the body as
         it is, else None."""
-        if request.encoding is not None:  # a charset in Content-Type: the parser decodes it
-            return None
-        try:
-            data = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            return None
+        data = plain_json(request)
         if type(data) is not dict or len(data) != 2:
             return None
         customer_id, products = _plain_id(data.get("customer_id")), data.get("product_ids")

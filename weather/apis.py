@@ -1,6 +1,5 @@
 import math
 
-import orjson
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
@@ -9,7 +8,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
-from commsplatform.common_case import CommonCaseView, cached_caller_permitted, rendered_error, rendered_json, throttled
+from commsplatform.common_case import (
+    CommonCaseView,
+    cached_caller_permitted,
+    plain_json,
+    rendered_error,
+    rendered_json,
+    throttled,
+)
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.permissions import HasPerm
 
@@ -122,12 +128,7 @@ class WeatherForecastCityApi(CommonCaseView, APIView):
 def _plain_forecast_input(request) -> tuple[str, str] | None:
     """(city, location) when the ForecastInputSerializer would take the body as it is
     (location defaulting to ""), else None."""
-    if request.encoding is not None:  # a charset in Content-Type: the parser decodes it
-        return None
-    try:
-        data = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return None
+    data = plain_json(request)
     # Only these keys: anything else (nesting past API_JSON_MAX_DEPTH too) is the parser's to judge.
     if type(data) is not dict or "city" not in data or not 1 <= len(data) <= 2:
         return None
