@@ -1,9 +1,11 @@
 """Requests answered in front of Django's middleware chain, with the chain's own answer.
 
 `POST /event` carries thousands of 200-byte events a second; for it the twelve
-middlewares of settings.MIDDLEWARE cost more than the view. `FastPaths` wraps the WSGI
-application: a request to one of its paths is offered to the view's `common_case`
-(notifications.apis.SeedEventPublishApi) before the chain runs; when that answers, the
+middlewares of settings.MIDDLEWARE cost more than the view (and so for the weather
+request/reply, `POST /WeatherForecast/city`). `FastPaths` wraps the WSGI application: a
+request to one of its paths is offered to the view's `common_case`
+(commsplatform.common_case; notifications.apis.SeedEventPublishApi,
+weather.apis.WeatherForecastCityApi) before the chain runs; when that answers, the
 response gets exactly what the chain would have added, else the request goes through
 the chain as if nothing had happened (its body put back).
 
@@ -32,7 +34,8 @@ What the chain does for such a request, and how it is kept here:
 The chain this was checked against is REVIEWED_MIDDLEWARE: with any other
 settings.MIDDLEWARE (a middleware added, OpenTelemetry's Django instrumentation that
 inserts its own when tracing is on) the fast paths are off and every request takes the
-chain. tests/notifications/test_event_fast_path.py compares the two answers.
+chain. tests/notifications/test_event_fast_path.py and tests/weather/test_city_fast_path.py
+compare the two answers. A path's common case must use no database (no signals run).
 """
 
 import io

@@ -24,6 +24,7 @@ django_application = get_wsgi_application()
 
 from commsplatform.fastpath import FastPaths  # noqa: E402 (after django.setup(): it imports the metrics' models)
 
-# The ingest path's common case is answered in front of the middleware chain, with the
-# chain's own headers, metrics and refusals (commsplatform/fastpath.py).
-application = FastPaths(django_application, [("POST", "/event")])
+# The common cases of the ingest path and of the weather request/reply (neither touches
+# the database) are answered in front of the middleware chain, with the chain's own
+# headers, metrics and refusals (commsplatform/fastpath.py).
+application = FastPaths(django_application, [("POST", "/event"), ("POST", "/WeatherForecast/city")])
