@@ -62,7 +62,7 @@ _SLOT_MOVED_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.MovedError, 
 # Lua shared by both scripts. `newer(key, ts, v, c, t, soc, soh)`: whether that reading
 # (decimal strings: timestamp, voltage, current, temperature, state of charge, state of
 # health) is newer than the one stored in `key`, compared field by field, the timestamp
-# first (which settles it for all but equal timestamps).
+# first (which settles it for all but equal timestamps: only those read the other fields).
 _NEWER_LUA = """
 local function cmp(old, new)
   old, new = tonumber(old), tonumber(new)
@@ -71,15 +71,16 @@ local function cmp(old, new)
   return 0
 end
 local function newer(key, ts, v, c, t, soc, soh)
-  local s = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
-                       'state_of_charge', 'state_of_health')
-  if s[1] == false then return true end
-  local d = cmp(s[1], ts)
-  if d == 0 then d = cmp(s[2], v) end
-  if d == 0 then d = cmp(s[3], c) end
-  if d == 0 then d = cmp(s[4], t) end
-  if d == 0 then d = cmp(s[5], soc) end
-  if d == 0 then d = cmp(s[6], soh) end
+  local stored_ts = redis.call('HGET', key, 'timestamp')
+  if stored_ts == false then return true end
+  local d = cmp(stored_ts, ts)
+  if d ~= 0 then return d > 0 end
+  local s = redis.call('HMGET', key, 'voltage', 'current', 'temperature', 'state_of_charge', 'state_of_health')
+  d = cmp(s[1], v)
+  if d == 0 then d = cmp(s[2], c) end
+  if d == 0 then d = cmp(s[3], t) end
+  if d == 0 then d = cmp(s[4], soc) end
+  if d == 0 then d = cmp(s[5], soh) end
   return d > 0
 end
 """
