@@ -1,7 +1,8 @@
 """Writes of the battery telemetry: seed 000's Redis contract, applied idempotently.
 
 For each reading that changes the stored state, a Lua script does, atomically:
-`HSET battery:<id>:data` (every field but the id), `SADD info:batteries:ids <id>`,
+`HSET battery:<id>:data` (every field but the id), `SADD info:batteries:ids <id>` (done
+for every reading of the call, changed or not, in one SADD ahead of the writes),
 `PUBLISH battery:<id>:data updates` (the seed's downstream WebSocket service listens to
 that), and `XADD battery-changes` with the same change as an event (pub/sub loses
 messages when nobody listens; the stream does not).
@@ -62,7 +63,7 @@ _SLOT_MOVED_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.MovedError, 
 # Lua shared by both scripts. `newer(key, ts, v, c, t, soc, soh)`: whether that reading
 # (decimal strings: timestamp, voltage, current, temperature, state of charge, state of
 # health) is newer than the one stored in `key`, compared field by field, the timestamp
-# first (which settles it for all but equal timestamps).
+# first (which settles it for all but equal timestamps: only those read the other fields).
 _NEWER_LUA = """
 local function cmp(old, new)
   old, new = tonumber(old), tonumber(new)
@@ -71,15 +72,16 @@ local function cmp(old, new)
   return 0
 end
 local function newer(key, ts, v, c, t, soc, soh)
-  local s = redis.call('HMGET', key, 'timestamp', 'voltage', 'current', 'temperature',
-                       'state_of_charge', 'state_of_health')
-  if s[1] == false then return true end
-  local d = cmp(s[1], ts)
-  if d == 0 then d = cmp(s[2], v) end
-  if d == 0 then d = cmp(s[3], c) end
-  if d == 0 then d = cmp(s[4], t) end
-  if d == 0 then d = cmp(s[5], soc) end
-  if d == 0 then d = cmp(s[6], soh) end
+  local stored_ts = redis.call('HGET', key, 'timestamp')
+  if stored_ts == false then return true end
+  local d = cmp(stored_ts, ts)
+  if d ~= 0 then return d > 0 end
+  local s = redis.call('HMGET', key, 'voltage', 'current', 'temperature', 'state_of_charge', 'state_of_health')
+  d = cmp(s[1], v)
+  if d == 0 then d = cmp(s[2], c) end
+  if d == 0 then d = cmp(s[3], t) end
+  if d == 0 then d = cmp(s[4], soc) end
+  if d == 0 then d = cmp(s[5], soh) end
   return d > 0
 end
 """
@@ -90,7 +92,10 @@ end
 #       script reads back with one match). Both are made in Python, where the ingest has
 #       time to spare while Redis, the bottleneck, runs the previous batch's script: this
 #       took the hashing and the string building (a quarter of the script's time) out of
-#       Redis, and packs two arguments per reading instead of seven.
+#       Redis, and packs two arguments per reading instead of seven. Last, the chunk's
+#       battery ids, each once: one SADD, before any write, for every reading of the
+#       chunk whether it changes anything or not (one call instead of one per change;
+#       a set deleted behind the ingest's back is whole again after the next batch).
 # Returns one 0/1 per reading: whether it changed the stored state.
 _APPLY_LUA = (
     _NEWER_LUA
@@ -99,14 +104,14 @@ local ids_key, stream = KEYS[1], KEYS[2]
 local occurred_at, message, event_type, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local pattern = '^{"battery_id":(%-?%d+),"timestamp":(%-?%d+),"voltage":(%-?%d+),"current":(%-?%d+),'
                 .. '"temperature":(%-?%d+),"state_of_charge":(%-?%d+),"state_of_health":(%-?%d+)}$'
-local changed = {}
-for r = 1, #KEYS - 2 do
+local readings, changed = #KEYS - 2, {}
+redis.call('SADD', ids_key, unpack(ARGV, 5 + 2 * readings))
+for r = 1, readings do
   local key, event_id, payload = KEYS[r + 2], ARGV[3 + 2 * r], ARGV[4 + 2 * r]
-  local id, ts, v, c, t, soc, soh = string.match(payload, pattern)
+  local _, ts, v, c, t, soc, soh = string.match(payload, pattern)
   if newer(key, ts, v, c, t, soc, soh) then
     redis.call('HSET', key, 'timestamp', ts, 'voltage', v, 'current', c, 'temperature', t,
                'state_of_charge', soc, 'state_of_health', soh)
-    redis.call('SADD', ids_key, id)
     redis.call('PUBLISH', key, message)
     redis.call('XADD', stream, '*', 'id', event_id, 'type', event_type, 'version', version,
                'occurred_at', occurred_at, 'payload', payload)
@@ -187,6 +192,7 @@ def readings_apply(*, readings: Sequence[Reading], pipe: redis.client.Pipeline |
         args = list(head)
         for r in chunk:
             args += (battery_change_event_id(r), _PAYLOAD % r)
+        args += dict.fromkeys(r.battery_id for r in chunk)
         _apply_script(keys=keys, args=args, client=pipe)
     if not own:
         return None

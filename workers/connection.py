@@ -137,3 +137,65 @@ def _on_setting_changed(*, setting: str, **kwargs) -> None:
 
 
 setting_changed.connect(_on_setting_changed)
+
+
+class SentPipeline:
+    """A non-transactional pipeline written to Redis now, its replies read later (`result()`).
+
+    `pipe.execute()` writes and then waits; this splits the two so the caller can do other
+    work (the Kafka ingest decodes its next batch) while Redis executes, without a thread:
+    a thread that writes and reads a big pipeline needs the GIL back after every socket
+    chunk, and gets it only when the busy thread reaches its switch interval (5 ms), so
+    Redis sat idle for most of that. Everything is packed before the write, in the
+    caller's thread. The pipeline's scripts are loaded by a `SCRIPT LOAD` in front of
+    the commands (idempotent, and Redis only hashes a script it already has), so an
+    `EVALSHA` never meets NOSCRIPT after a restart; that replaces the round trip of
+    `SCRIPT EXISTS` that `execute()` makes.
+
+    `result()` reads every reply (so the connection stays in sync), releases the
+    connection and raises the first error reply, like `execute()`; a connection error
+    closes the connection and propagates. Single Redis only (not a cluster pipeline).
+    """
+
+    _pool: redis.ConnectionPool
+    _replies: int
+    _connection: redis.Connection | None
+
+    def __init__(self, pipe: redis.client.Pipeline):
+        # `transaction` is an attribute of a pipeline (the stubs see the client's method).
+        if getattr(pipe, "transaction", False) is True:
+            raise ValueError("SentPipeline sends non-transactional pipelines only")
+        commands: list[tuple[EncodableT, ...]] = [("SCRIPT", "LOAD", script.script) for script in pipe.scripts]
+        commands += [args for args, _options in pipe.command_stack]
+        self._pool = pipe.connection_pool
+        self._replies = len(commands)
+        self._connection = None
+        if not commands:
+            return
+        connection = self._pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+        except BaseException:
+            connection.disconnect()
+            self._pool.release(connection)
+            raise
+        self._connection = connection
+
+    def result(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        first_error: redis.ResponseError | None = None
+        try:
+            for _ in range(self._replies):
+                try:
+                    connection.read_response()
+                except redis.ResponseError as exc:
+                    first_error = first_error or exc
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self._pool.release(connection)
+        if first_error is not None:
+            raise first_error

@@ -122,6 +122,27 @@ def test_the_newest_reading_of_each_battery_is_stored_and_each_real_change_notif
     assert worker.terminate() == 0
 
 
+def test_the_id_set_deleted_behind_the_running_ingest_is_whole_after_its_next_batch(
+    kafka_broker, topic, redis_client, subscriber, worker_process
+):
+    # given five batteries ingested by a running worker
+    first = [reading(battery_id=bid, timestamp=100) for bid in range(1, 6)]
+    produce(kafka_broker, topic, first)
+    worker = start_ingest(worker_process, topic, "ingest-ids")
+    wait_committed(kafka_broker, "ingest-ids", topic, len(first))
+    assert notifications(subscriber) == Counter(range(1, 6))
+    # when the set is deleted, and the next readings change nothing (replays, one older)
+    redis_client.delete("info:batteries:ids")
+    produce(kafka_broker, topic, [*first[:4], reading(battery_id=5, timestamp=99)])
+    wait_committed(kafka_broker, "ingest-ids", topic, 2 * len(first))
+    # then every id is back, and nothing was stored or announced again
+    assert redis_client.smembers("info:batteries:ids") == {str(bid) for bid in range(1, 6)}
+    assert notifications(subscriber) == Counter()
+    assert redis_client.xlen("battery-changes") == len(first)
+    assert redis_client.hget("battery:5:data", "timestamp") == "100"
+    assert worker.terminate() == 0
+
+
 def test_replaying_the_whole_topic_changes_and_notifies_nothing(
     kafka_broker, topic, redis_client, subscriber, worker_process
 ):

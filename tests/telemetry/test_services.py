@@ -122,6 +122,22 @@ def test_many_readings_match_the_model_and_a_replay_is_a_no_op(redis_client):
     assert {channel for channel, _ in published} == {f"battery:{bid}:data" for bid in state}
 
 
+def test_every_reading_adds_its_battery_id_even_when_it_changes_nothing(redis_client):
+    # given batteries 1 and 2 stored, then the id set deleted behind the ingest's back
+    stored = [reading(battery_id=1, timestamp=10), reading(battery_id=2, timestamp=10)]
+    readings_apply(readings=stored)
+    redis_client.delete("info:batteries:ids")
+    pubsub = subscribe(redis_client)
+    # when a replay of battery 1's reading and an older one of battery 2 arrive
+    changed = readings_apply(readings=[stored[0], reading(battery_id=2, timestamp=9)])
+    # then both ids are back, and nothing else changed or was announced
+    assert changed == [False, False]
+    assert redis_client.smembers("info:batteries:ids") == {"1", "2"}
+    assert redis_client.hget("battery:2:data", "timestamp") == "10"
+    assert redis_client.xlen("battery-changes") == 2
+    assert drain(pubsub) == []
+
+
 def test_the_script_is_reloaded_after_redis_forgot_it(redis_client):
     # given Redis lost its script cache (a restart does that)
     readings_apply(readings=[reading(battery_id=1, timestamp=1)])
