@@ -192,6 +192,11 @@ def publish_on_commit(stream: str, events: Event | Iterable[Event]) -> None:
         return
     name = stream_name(stream)
     rows: Sequence[_OutboxRow]
+    if connection.in_atomic_block and hasattr(connection, "defer"):
+        # PostgreSQL (commsplatform.db.postgresql): the INSERT goes with the next
+        # statement or in the COMMIT's round trip.
+        transaction.on_commit(_DeferredRows(name, batch).send, robust=True)
+        return
     if connection.features.can_return_rows_from_bulk_insert:
         rows = _insert_outbox_rows(name, batch)
     else:  # a backend that returns no keys from bulk inserts
@@ -254,6 +259,35 @@ def _field_adapters() -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], A
         cast(Field, model.get_field("event_id")).get_db_prep_save,
         cast(Field, model.get_field("created_at")).get_db_prep_save,
     )
+
+
+class _DeferredRows:
+    """The outbox rows of one publish_on_commit call, their INSERT deferred on the
+    connection (commsplatform.db.postgresql): the database runs it in its place in the
+    transaction, before any later statement, at the latest with the COMMIT, whose round
+    trip it shares. `send` is the on_commit callback."""
+
+    __slots__ = ("fields", "name", "rows")
+
+    def __init__(self, name: str, batch: list[Event]) -> None:
+        self.name = name
+        self.fields = [event.to_fields() for event in batch]
+        self.rows: list[SentRow] | None = None
+        now = timezone.now()
+        params: list[Any] = []
+        for event, fields in zip(batch, self.fields, strict=True):
+            params += (name, event.id, orjson.dumps(fields).decode(), now)
+        connection.defer(_outbox_insert_sql(connection.vendor, len(batch)), params, self._inserted)  # type: ignore[attr-defined]
+
+    def _inserted(self, ids: list[tuple[Any, ...]]) -> None:
+        self.rows = [SentRow(pk, self.name, fields) for (pk,), fields in zip(ids, self.fields, strict=True)]
+
+    def send(self) -> None:
+        if self.rows is None:
+            # Callbacks run without a commit (the tests' captureOnCommitCallbacks), before
+            # any other statement: the rows are inserted now, as they would have been.
+            connection.run_deferred()  # type: ignore[attr-defined]
+        _send(self.rows or [])
 
 
 def _insert_outbox_rows(name: str, batch: list[Event]) -> list[SentRow]:
