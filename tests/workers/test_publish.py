@@ -171,3 +171,38 @@ def test_an_outbox_insert_failing_at_commit_commits_nothing_and_sends_nothing(re
     with transaction.atomic():
         publish_on_commit(STREAM, an_event(3))
     assert redis_client.xlen(STREAM) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_redis_refuses_after_commit_stays_in_the_outbox_for_the_relay(redis_client):
+    # given a key that is not a stream: Redis answers its XADD with WRONGTYPE
+    redis_client.set("outbox-test-not-a-stream", "a string")
+    refused, taken = an_event(1), an_event(2)
+    # when one event goes to it, and one to a stream, each after its own commit
+    with transaction.atomic():
+        publish_on_commit("outbox-test-not-a-stream", refused)
+    with transaction.atomic():
+        publish_on_commit(STREAM, taken)
+    # then only the taken event's row is deleted; the refused one waits for the relay
+    wait_until(lambda: list(OutboxEvent.objects.values_list("event_id", flat=True)) == [uuid.UUID(refused.id)])
+    assert [f["id"] for _, f in redis_client.xrange(STREAM)] == [taken.id]
+    assert redis_client.get("outbox-test-not-a-stream") == "a string"
+    redis_client.delete("outbox-test-not-a-stream")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_written_to_a_connection_redis_dropped_still_arrives_without_the_relay(own_redis_server):
+    # given a process that has published through its Redis connection
+    with transaction.atomic():
+        publish_on_commit(STREAM, an_event(1))
+    wait_until(lambda: not OutboxEvent.objects.exists())
+    # when Redis restarts (empty, on the same port), dropping that connection, and the next event follows
+    own_redis_server.stop()
+    own_redis_server.start()
+    event = an_event(2)
+    with transaction.atomic():
+        publish_on_commit(STREAM, event)
+    # then it reaches the new Redis once, and its row is deleted, long before the relay's grace
+    client = own_redis_server.client()
+    wait_until(lambda: not OutboxEvent.objects.exists(), timeout=3)
+    assert [f["id"] for _, f in client.xrange(STREAM)] == [event.id]
