@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import DataError, transaction
+from django.db import DataError, connection, transaction
 
 from tests.helpers import wait_until
 from workers.events import Event
@@ -206,3 +206,24 @@ def test_an_event_written_to_a_connection_redis_dropped_still_arrives_without_th
     client = own_redis_server.client()
     wait_until(lambda: not OutboxEvent.objects.exists(), timeout=3)
     assert [f["id"] for _, f in client.xrange(STREAM)] == [event.id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_inside_an_execute_wrapper_block_leaves_the_wrappers_as_they_were(redis_client):
+    # given an execute wrapper (Django's context manager pops the last one as it exits)
+    seen: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append(sql.split()[0])
+        return execute(sql, params, many, context)
+
+    event = an_event()
+    with transaction.atomic():
+        with connection.execute_wrapper(record):
+            publish_on_commit(STREAM, event)
+        assert record not in connection.execute_wrappers  # the block took its own wrapper away
+        Group.objects.create(name="after the block")  # the deferred INSERT goes first
+    # then the wrapper saw nothing after its block, the event left, and no wrapper is left over
+    assert seen == []
+    assert connection.execute_wrappers == []
+    assert [f["id"] for _, f in redis_client.xrange(STREAM)] == [event.id]

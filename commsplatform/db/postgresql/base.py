@@ -36,7 +36,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self.in_atomic_block:
             raise RuntimeError("defer() is for statements inside a transaction (atomic block)")
         if not self._deferred:
-            self.execute_wrappers.append(self._run_deferred_first)
+            # First in the list, so the outermost wrapper; and never the last, which is the
+            # one Django's execute_wrapper() context manager pops as it exits.
+            self.execute_wrappers.insert(0, self._run_deferred_first)
         self._deferred.append((sql, params, on_rows))
 
     def _run_deferred_first(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
