@@ -7,7 +7,9 @@ on the connection, or, when the next thing is the COMMIT, in the COMMIT's round 
 way the database runs it in its place, after what came before it and before anything
 after it, so the transaction sees what it would have seen had the statement run at once;
 a savepoint rolled back, or the transaction, takes it back as it would have. `on_rows`
-gets the statement's rows once it ran.
+gets the statement's rows once it ran. "The next statement" is the next one through
+Django's cursors (an execute wrapper sends the deferred ones first); a raw psycopg call
+such as `cursor.copy()` bypasses the wrappers, and runs before them.
 
 workers.publish defers the outbox INSERT of `publish_on_commit`: a write that publishes
 then costs the database round trips of the same write without the event.
