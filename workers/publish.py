@@ -8,9 +8,11 @@
   (nothing written) when a window is full.
 - `publish_on_commit`: for services that change the database. The events are stored in
   the outbox inside the caller's transaction and sent right after commit; a rolled-back
-  transaction emits nothing; `relay_outbox` resends whatever was not sent. The rows of
-  sent events are deleted by a background thread in batches (`SentOutboxRows`), off the
-  request's path.
+  transaction emits nothing; `relay_outbox` resends whatever was not sent. On PostgreSQL
+  the outbox INSERT shares the COMMIT's round trip (commsplatform.db.postgresql), and the
+  XADDs after commit do not wait for Redis's replies (`UnreadXadds`). The rows of sent
+  events are deleted by a background thread in batches (`SentOutboxRows`), which also
+  reads those replies, off the request's path.
 
 With tracing on, each call is a `publish <stream>` span whose context the events carry
 (and the outbox stores), see workers.tracing.
@@ -18,22 +20,25 @@ With tracing on, each call is a `publish <stream>` span whose context the events
 
 import atexit
 import functools
+import itertools
 import logging
 import math
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
+import redis
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Field
 from django.utils import timezone
 
-from .connection import UNAVAILABLE_ERRORS, XAddFields, get_redis
+from .connection import UNAVAILABLE_ERRORS, XAddFields, get_redis, is_cluster
 from .events import Event
 from .models import OutboxEvent
 from .tracing import traced_publish
@@ -192,6 +197,11 @@ def publish_on_commit(stream: str, events: Event | Iterable[Event]) -> None:
         return
     name = stream_name(stream)
     rows: Sequence[_OutboxRow]
+    if connection.in_atomic_block and hasattr(connection, "defer"):
+        # PostgreSQL (commsplatform.db.postgresql): the INSERT goes with the next
+        # statement or in the COMMIT's round trip.
+        transaction.on_commit(_DeferredRows(name, batch).send, robust=True)
+        return
     if connection.features.can_return_rows_from_bulk_insert:
         rows = _insert_outbox_rows(name, batch)
     else:  # a backend that returns no keys from bulk inserts
@@ -200,7 +210,7 @@ def publish_on_commit(stream: str, events: Event | Iterable[Event]) -> None:
         )
         rows = list(OutboxEvent.objects.filter(event_id__in=[e.id for e in batch], stream=name).order_by("pk"))
     # The rows in hand are what was committed: no need to read them back.
-    transaction.on_commit(functools.partial(_send, rows), robust=True)
+    transaction.on_commit(functools.partial(_send_committed, rows), robust=True)
 
 
 class _OutboxRow(Protocol):
@@ -256,6 +266,35 @@ def _field_adapters() -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], A
     )
 
 
+class _DeferredRows:
+    """The outbox rows of one publish_on_commit call, their INSERT deferred on the
+    connection (commsplatform.db.postgresql): the database runs it in its place in the
+    transaction, before any later statement, at the latest with the COMMIT, whose round
+    trip it shares. `send` is the on_commit callback."""
+
+    __slots__ = ("fields", "name", "rows")
+
+    def __init__(self, name: str, batch: list[Event]) -> None:
+        self.name = name
+        self.fields = [event.to_fields() for event in batch]
+        self.rows: list[SentRow] | None = None
+        now = timezone.now()
+        params: list[Any] = []
+        for event, fields in zip(batch, self.fields, strict=True):
+            params += (name, event.id, orjson.dumps(fields).decode(), now)
+        connection.defer(_outbox_insert_sql(connection.vendor, len(batch)), params, self._inserted)  # type: ignore[attr-defined]
+
+    def _inserted(self, ids: list[tuple[Any, ...]]) -> None:
+        self.rows = [SentRow(pk, self.name, fields) for (pk,), fields in zip(ids, self.fields, strict=True)]
+
+    def send(self) -> None:
+        if self.rows is None:
+            # Callbacks run without a commit (the tests' captureOnCommitCallbacks), before
+            # any other statement: the rows are inserted now, as they would have been.
+            connection.run_deferred()  # type: ignore[attr-defined]
+        _send_committed(self.rows or [])
+
+
 def _insert_outbox_rows(name: str, batch: list[Event]) -> list[SentRow]:
     """The rows of `batch` in one `INSERT … RETURNING id`. What `bulk_create` sends, without
     building a query or model instances per call: this runs in every request and saga step
@@ -275,6 +314,111 @@ def _insert_outbox_rows(name: str, batch: list[Event]) -> list[SentRow]:
         cursor.execute(_outbox_insert_sql(connection.vendor, len(batch)), params)
         ids = [pk for (pk,) in cursor.fetchall()]
     return [SentRow(pk, name, fields) for pk, fields in zip(ids, all_fields, strict=True)]
+
+
+def _send_committed(rows: Sequence[_OutboxRow]) -> None:
+    """Send the rows of a transaction that has just committed (an on_commit callback)."""
+    if not rows:
+        return
+    if connection.in_atomic_block or not unread_xadds.send(rows):
+        # Inside a transaction (callbacks a test runs before any commit), a Redis Cluster,
+        # or the connection just failed: XADD and wait for the reply, with the client's retries.
+        _send(rows)
+
+
+class UnreadXadds:
+    """The XADDs of committed outbox rows, written without waiting for Redis's replies.
+
+    After commit, publish_on_commit's events go out at once on one Redis connection of the
+    process (a lock keeps each write whole and the writes in commit order); the request
+    does not wait for the round trip. The outbox-sent-rows thread reads the replies, in
+    that order, before each batch it deletes, and hands over for deletion only the rows
+    whose XADD Redis answered with an entry id. A refused XADD (OOM, a key of another type)
+    leaves its row in the outbox for the relay, as a failed XADD did; when the connection
+    is lost with replies unread, the thread sends those rows again the usual way (some may
+    have reached Redis: consumers drop the copies by event id). One server only: on a
+    Redis Cluster each XADD goes to its slot's master the usual way.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._conn: Any = None  # a connection taken from the client's pool, kept
+        self._pid = 0
+        self._unread: deque[_OutboxRow] = deque()
+
+    def send(self, rows: Sequence[_OutboxRow]) -> bool:
+        """Write the rows' XADDs; False (nothing written) when the caller must send them."""
+        client = get_redis()
+        if is_cluster(client):
+            return False
+        lost: list[_OutboxRow] = []
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent reads its own replies
+                self._conn, self._client, self._pid = None, client, os.getpid()
+                self._unread.clear()
+            elif self._client is not client:  # another REDIS_URL: a connection to it
+                lost = self._drop_connection()
+                self._client = client
+            try:
+                if self._conn is None:
+                    self._conn = client.connection_pool.get_connection()
+                conn = self._conn
+                if not self._unread:
+                    conn.check_health()  # a PING once the connection idled health_check_interval
+                commands = [
+                    ("XADD", row.stream, "*", *itertools.chain.from_iterable(row.fields.items())) for row in rows
+                ]
+                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            except UNAVAILABLE_ERRORS:
+                lost += self._drop_connection()
+                written = False
+            else:
+                self._unread.extend(rows)
+                written = True
+            unread = len(self._unread)
+        if lost:  # written before these rows, on a connection now gone: first, the usual way
+            _send(lost)
+        if written:
+            sent_rows.wake(unread)
+        return written
+
+    def read_replies(self) -> list[int]:
+        """Read the replies of the XADDs written so far; return the ids of the rows sent."""
+        sent: list[int] = []
+        lost: list[_OutboxRow] = []
+        with self._lock:
+            if self._pid != os.getpid():
+                return []
+            while self._unread:
+                row = self._unread[0]
+                try:
+                    self._conn.read_response()
+                except redis.ResponseError as exc:
+                    logger.warning("outbox: Redis refused an event, left for the relay: %s", exc)
+                except Exception as exc:  # the connection is gone, or its replies out of step
+                    lost = self._drop_connection()
+                    logger.warning("outbox: %d XADD(s) unanswered, sending them again: %s", len(lost), exc)
+                    break
+                else:
+                    sent.append(row.pk)
+                self._unread.popleft()
+        if lost:
+            _send(lost)
+        return sent
+
+    def _drop_connection(self) -> list[_OutboxRow]:
+        """Close the connection; return the rows whose replies it still owed."""
+        conn, self._conn = self._conn, None
+        unread = list(self._unread)
+        self._unread.clear()
+        if conn is not None:
+            conn.disconnect()
+            self._client.connection_pool.release(conn)
+        return unread
+
+
+unread_xadds = UnreadXadds()
 
 
 def _send(rows: Sequence[_OutboxRow]) -> int:
@@ -333,6 +477,7 @@ class _DeleteThread(threading.Thread):
                 self.work.clear()
                 self.full.clear()
                 close_old_connections()
+                self.rows.take(unread_xadds.read_replies())
                 self.rows.flush(self._forget_sent)
         finally:
             connection.close()  # this thread's own connection
@@ -382,14 +527,30 @@ class SentOutboxRows:
     def add(self, ids: list[int]) -> None:
         with self._lock:
             self._ids.extend(ids)
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()  # a forked child starts its own thread
-                self._thread = _DeleteThread(self)
-                self._thread.start()
-            thread = self._thread
+            thread = self._running_thread()
             if len(self._ids) >= settings.OUTBOX_DELETE_BATCH:
                 thread.full.set()
         thread.work.set()
+
+    def take(self, ids: list[int]) -> None:
+        """Ids to delete with the next batch, from the thread itself (or close)."""
+        with self._lock:
+            self._ids.extend(ids)
+
+    def wake(self, unread: int) -> None:
+        """XADDs were written whose replies the thread reads (`unread` of them so far)."""
+        with self._lock:
+            thread = self._running_thread()
+            if unread >= settings.OUTBOX_DELETE_BATCH:
+                thread.full.set()
+        thread.work.set()
+
+    def _running_thread(self) -> "_DeleteThread":
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()  # a forked child starts its own thread
+            self._thread = _DeleteThread(self)
+            self._thread.start()
+        return self._thread
 
     def flush(self, forget: Callable[[list[int]], None] = _forget_sent) -> int:
         """Delete the rows handed over so far (in the calling thread); return how many."""
@@ -406,6 +567,7 @@ class SentOutboxRows:
 
     def close(self, timeout: float = 10.0) -> None:
         """Delete what is waiting, stop the thread and close its database connection."""
+        self.take(unread_xadds.read_replies())
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:

@@ -117,6 +117,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # 0.08 ms per mail, the ledger's claim queries), measured with bench.campaign_100k.
     _threshold = str(_options.get("prepare_threshold", env("DATABASE_PREPARE_THRESHOLD", default="")))
     _options["prepare_threshold"] = int(_threshold) if _threshold.strip() else None
+    # Django's backend, able to send a statement in the COMMIT's round trip (the outbox
+    # INSERT of publish_on_commit): commsplatform/db/postgresql/base.py.
+    DATABASES["default"]["ENGINE"] = "commsplatform.db.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
