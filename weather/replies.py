@@ -15,7 +15,7 @@ Design (chosen over per-process reply streams):
   Measured: the listener costs about 0.1 ms of CPU per XREAD that returns one reply, less
   per reply when an XREAD returns several (as under load); so with 2 web processes,
   reading the other's replies adds at most ~0.1 ms to a request/reply that costs the
-  machine ~1.6 ms (bench.weather). Per-process streams would also have to
+  machine ~1.05 ms (bench.weather, closed loop). Per-process streams would also have to
   leave every reply on `weather-responses` (the seed's contract: entries there carry
   `requestId` and `data`), i.e. a second XADD per reply, which costs about as much.
 - The listener keeps its own connection and sends XREAD on it directly (no pool checkout,
