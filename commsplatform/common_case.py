@@ -10,6 +10,7 @@ each has a test that both paths answer alike.
 """
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,8 +19,11 @@ from rest_framework.exceptions import Throttled
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from workers.publish import RateExceeded, RateWindow
+
 from .authentication import cached_token_user
 from .errors import rendered_api_error as rendered_error
+from .throttling import SlidingWindowCounterMixin, counters_on_stream_redis
 
 
 class CommonCaseView:
@@ -65,6 +69,42 @@ def throttled(view_class: type[APIView], request: Any) -> HttpResponse | None:
         throttle for throttle in (t() for t in view_class.throttle_classes) if not throttle.allow_request(request, view)
     ]
     return throttled_answer(refused) if refused else None
+
+
+@dataclass(frozen=True)
+class CountedThrottles:
+    """A view's throttles whose counting rides with the request's XADD (one Lua script,
+    workers.publish.publish_within_rates): each throttle with this request's window."""
+
+    limited: list[tuple[SlidingWindowCounterMixin, RateWindow]]
+
+    @property
+    def windows(self) -> list[RateWindow]:
+        return [window for _, window in self.limited]
+
+    def refused(self, exceeded: RateExceeded) -> list:
+        """The throttles that refused, given the counts the script found (for `wait()`)."""
+        counted = zip(self.limited, exceeded.counts, strict=True)
+        return [throttle for (throttle, _), count in counted if not throttle.settle(count)]
+
+
+def counted_throttles(view_class: type[APIView], request: Any) -> CountedThrottles | None:
+    """The view's throttles as windows to count with the request's XADD, when their counters
+    live on the stream's Redis (commsplatform.throttling.counters_on_stream_redis): a
+    throttle check and the write then cost one round trip. None: check them first
+    (`throttled`). A refusal comes back as RateExceeded, nothing written; answer it with
+    `throttled_answer(counted.refused(exceeded))`."""
+    throttles = [throttle() for throttle in view_class.throttle_classes]
+    counted = [t for t in throttles if isinstance(t, SlidingWindowCounterMixin)]
+    if not counters_on_stream_redis() or len(counted) != len(throttles):
+        return None
+    view = view_class()
+    limited: list[tuple[SlidingWindowCounterMixin, RateWindow]] = []
+    for throttle in counted:
+        window = throttle.rate_window(request, view)
+        if window is not None:
+            limited.append((throttle, window))
+    return CountedThrottles(limited)
 
 
 def throttled_answer(refused: list) -> HttpResponse:

@@ -14,12 +14,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
-from commsplatform.common_case import CommonCaseView, cached_caller_permitted, plain_json, throttled_answer
+from commsplatform.common_case import (
+    CommonCaseView,
+    cached_caller_permitted,
+    counted_throttles,
+    plain_json,
+    throttled,
+    throttled_answer,
+)
 from commsplatform.errors import ServiceUnavailable, error_body, rendered_api_error
 from commsplatform.pagination import PageNumberPagination, paginated_response
 from commsplatform.permissions import HasPerm
 from commsplatform.schema import ErrorSerializer
-from commsplatform.throttling import AnonRateThrottle, SlidingWindowCounterMixin, counters_on_stream_redis
+from commsplatform.throttling import AnonRateThrottle
 from commsplatform.validators import validate_no_control_characters as no_control_chars
 from workers.publish import RateExceeded, StreamUnavailable
 
@@ -27,7 +34,7 @@ from .bounces import bounce_record
 from .models import Suppression
 from .selectors import notification_message_list, suppression_list
 from .sending import send_test_email
-from .services import PublishedMessage, notification_message_publish
+from .services import notification_message_publish
 from .smtp import SmtpUnavailable
 from .suppression import suppression_add, suppression_delete
 from .unsubscribe import BadToken, unsubscribe, unsubscribe_token_read
@@ -92,21 +99,20 @@ class SeedEventPublishApi(CommonCaseView, EventPublishApi):
         """The answer to a common-case request, or None (nothing done: the DRF view answers it)."""
         if not cached_caller_permitted(cls, request):
             return None
-        view = cls()
         description = cls._plain_description(request)
         if description is None:
             return None
-        throttles = [throttle() for throttle in cls.throttle_classes]
+        counted = counted_throttles(cls, request)  # checked with the XADD, or first
+        if counted is None:
+            refusal = throttled(cls, request)
+            if refusal is not None:
+                return cls._with_allow(refusal)
         try:
-            if counters_on_stream_redis() and all(isinstance(t, SlidingWindowCounterMixin) for t in throttles):
-                message = cls._publish_within_rates(request, view, throttles, description)
-            else:
-                refused = [throttle for throttle in throttles if not throttle.allow_request(request, view)]
-                if refused:
-                    return cls._throttled(refused)
-                message = notification_message_publish(description=description)
-        except _Refused as refusal:
-            return cls._throttled(refusal.throttles)
+            message = notification_message_publish(
+                description=description, rate_windows=counted.windows if counted is not None else ()
+            )
+        except RateExceeded as exceeded:  # only a counted publish is refused this way
+            return cls._throttled(counted.refused(exceeded) if counted is not None else [])
         except StreamUnavailable:
             return cls._with_allow(
                 rendered_api_error(ServiceUnavailable("The event stream is unavailable; retry shortly."))
@@ -119,20 +125,6 @@ class SeedEventPublishApi(CommonCaseView, EventPublishApi):
             "stream_id": message.stream_id,
         }
         return cls._with_allow(HttpResponse(_JSON.render(body), content_type="application/json"))
-
-    @staticmethod
-    def _publish_within_rates(request, view, throttles, description: str) -> PublishedMessage:
-        """The throttles' counting and the XADD in one round trip (their counters are on the stream's Redis)."""
-        limited = []
-        for throttle in throttles:
-            window = throttle.rate_window(request, view)
-            if window is not None:
-                limited.append((throttle, window))
-        try:
-            return notification_message_publish(description=description, rate_windows=[w for _, w in limited])
-        except RateExceeded as exceeded:
-            counted = zip(limited, exceeded.counts, strict=True)
-            raise _Refused([throttle for (throttle, _), count in counted if not throttle.settle(count)]) from None
 
     @classmethod
     def _throttled(cls, refused: list) -> HttpResponse:
@@ -164,11 +156,6 @@ class SeedEventPublishApi(CommonCaseView, EventPublishApi):
 
 
 _JSON = JSONRenderer()  # stateless: one for every request
-
-
-class _Refused(Exception):
-    def __init__(self, throttles: list) -> None:
-        self.throttles = throttles
 
 
 class EventListApi(EventPublishApi):

@@ -1,4 +1,5 @@
 import math
+from collections.abc import Sequence
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
@@ -11,13 +12,16 @@ from commsplatform.api import AnyContentTypeJSONParser, StrictCharField
 from commsplatform.common_case import (
     CommonCaseView,
     cached_caller_permitted,
+    counted_throttles,
     plain_json,
     rendered_error,
     rendered_json,
     throttled,
+    throttled_answer,
 )
 from commsplatform.errors import ServiceUnavailable
 from commsplatform.permissions import HasPerm
+from workers.publish import RateExceeded, RateWindow
 
 from .health import check_weather_circuit
 from .resilience import RETRYABLE, CircuitOpen
@@ -31,10 +35,11 @@ class GatewayTimeout(exceptions.APIException):
     default_code = "gateway_timeout"
 
 
-def request_forecast(*, city: str, location: str) -> dict:
-    """Call the service and turn its failures into the API's 503/504 answers."""
+def request_forecast(*, city: str, location: str, rate_windows: Sequence[RateWindow] = ()) -> dict:
+    """Call the service and turn its failures into the API's 503/504 answers (a full
+    rate window stays RateExceeded)."""
     try:
-        return forecast_request(city=city, location=location)
+        return forecast_request(city=city, location=location, rate_windows=rate_windows)
     except CircuitOpen as exc:
         raise ServiceUnavailable(
             f"The weather service is temporarily unavailable: {exc}",
@@ -112,10 +117,15 @@ class WeatherForecastCityApi(CommonCaseView, APIView):
         asked = _plain_forecast_input(request)
         if asked is None:
             return None
-        response = throttled(cls, request)
+        counted = counted_throttles(cls, request)  # checked with the request's XADD, or first
+        response = throttled(cls, request) if counted is None else None
         if response is None:
             try:
-                reply = request_forecast(city=asked[0], location=asked[1])
+                reply = request_forecast(
+                    city=asked[0], location=asked[1], rate_windows=counted.windows if counted is not None else ()
+                )
+            except RateExceeded as exceeded:  # only a counted publish is refused this way
+                response = throttled_answer(counted.refused(exceeded) if counted is not None else [])
             except exceptions.APIException as exc:  # 503 and 504, as the DRF path answers them
                 response = rendered_error(exc)
             else:

@@ -1,12 +1,12 @@
-"""How a web process gets its replies: one listener thread per process, one Event per waiter.
+"""How a web process gets its replies: one listener thread per process, one lock per waiter.
 
 Design (chosen over per-process reply streams):
 
 - Each web process (gunicorn worker) runs ONE daemon thread doing a blocking
   `XREAD BLOCK … STREAMS weather-responses <last id>` without a consumer group. Every web
   process therefore sees every reply; it wakes only the waiter whose requestId it holds
-  (a dict requestId → threading.Event) and drops the rest. A request thread never polls:
-  it sleeps on its Event until the listener sets it or the timeout passes.
+  (a dict requestId → a waiter holding a lock) and drops the rest. A request thread never
+  polls: it sleeps on its waiter's lock until the listener releases it or the timeout passes.
 - Why not a group on the reply stream: a group hands each reply to ONE process, usually not
   the one waiting. Why not a reply stream per process: names must be announced in every
   request, and streams of dead processes must be found and deleted; with a handful of web
@@ -15,7 +15,7 @@ Design (chosen over per-process reply streams):
   Measured: the listener costs about 0.1 ms of CPU per XREAD that returns one reply, less
   per reply when an XREAD returns several (as under load); so with 2 web processes,
   reading the other's replies adds at most ~0.1 ms to a request/reply that costs the
-  machine ~1.6 ms (bench.weather). Per-process streams would also have to
+  machine ~1.05 ms (bench.weather, closed loop). Per-process streams would also have to
   leave every reply on `weather-responses` (the seed's contract: entries there carry
   `requestId` and `data`), i.e. a second XADD per reply, which costs about as much.
 - The listener keeps its own connection and sends XREAD on it directly (no pool checkout,
@@ -68,11 +68,26 @@ LATE_MEMORY = 10_000
 
 
 class _Waiter:
-    __slots__ = ("event", "reply")
+    """One request's wait: a lock held from the start, released by the listener when the
+    reply is in (a bare lock: a threading.Event is a Condition, a lock and a deque)."""
+
+    __slots__ = ("_arrived", "answered", "reply")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self._arrived = threading.Lock()
+        self._arrived.acquire()
+        self.answered = False
         self.reply: str | None = None
+
+    def answer(self, reply: str | None) -> None:
+        """The listener's side (one thread): keep the reply and wake the waiter."""
+        self.reply = reply
+        self.answered = True
+        self._arrived.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the reply came within `timeout` seconds."""
+        return self._arrived.acquire(timeout=max(timeout, 0))
 
 
 class ReplyRouter:
@@ -115,7 +130,7 @@ class ReplyRouter:
         """Remove the waiter (answered, timed out, or the publish failed)."""
         with self._lock:
             removed = self._waiters.pop(request_id, None)
-            if removed is not None and not removed.event.is_set():
+            if removed is not None and not removed.answered:
                 self._timed_out[request_id] = None
                 if len(self._timed_out) > LATE_MEMORY:
                     self._timed_out.popitem(last=False)
@@ -204,11 +219,10 @@ class ReplyRouter:
         if waiter is None:
             (LATE if late else FOREIGN).inc()
             return
-        if waiter.event.is_set():
+        if waiter.answered:
             DUPLICATE.inc()
             return
-        waiter.reply = data
-        waiter.event.set()
+        waiter.answer(data)
 
 
 def _stream_entries(response: object) -> list[tuple[str, list[str]]]:
@@ -245,7 +259,7 @@ def get_router() -> ReplyRouter:
 
 def wait_for(waiter: _Waiter, timeout: float) -> str | None:
     """Sleep until the reply arrives or `timeout` passes; the reply's `data`, or None."""
-    waiter.event.wait(timeout)
+    waiter.wait(timeout)
     return waiter.reply
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from workers.connection import get_redis
 from workers.events import Event
-from workers.publish import publish
+from workers.publish import RateWindow, publish, publish_within_rates
 
 from .events import REPLY_TYPE, REQUEST_TYPE
 from .providers import Forecast, get_provider
@@ -53,8 +53,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def forecast_request(*, city: str, location: str, timeout: float | None = None) -> dict[str, Any]:
+def forecast_request(
+    *, city: str, location: str, timeout: float | None = None, rate_windows: Sequence[RateWindow] = ()
+) -> dict[str, Any]:
     """Publish a forecast request to `weather-requests` and wait for its reply.
+
+    With `rate_windows` (the caller's throttles, their counters on the stream's Redis) the
+    request is counted and written in one round trip, and only if each window allows it:
+    else workers.publish.RateExceeded, nothing written.
 
     The waiter is registered before the XADD (a fast reply cannot be missed) and removed in
     all cases afterwards. Redis calls go through retries and the circuit breaker: raises
@@ -79,6 +85,8 @@ def forecast_request(*, city: str, location: str, timeout: float | None = None) 
 
         def send() -> str:
             router.start()
+            if rate_windows:
+                return publish_within_rates("weather_requests", event, windows=rate_windows)
             return publish("weather_requests", event)
 
         guarded(send)
